@@ -1,0 +1,30 @@
+# Each target creates .venv and installs what it needs on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP)
+
+# constraints.txt pins the versions CI and development are tested with;
+# torch==2.13.0 is the CPU build (any other version pulls a multi-GB CUDA build).
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt "torch==2.13.0" -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/shipyard run jobs/basics.yaml
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python tests/bench/bench_job_overhead.py
+	$(BIN)/python tests/bench/bench_list.py
+
+clean:
+	rm -rf $(VENV) out

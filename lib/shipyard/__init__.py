@@ -1,0 +1,59 @@
+"""shipyard: batch machine learning on clusters.
+
+Give it a job (a YAML spec, or the same structure in Python) and it runs it, on a
+laptop or on a cluster, unchanged::
+
+    import shipyard
+
+    job = shipyard.run("jobs/basics.yaml", cluster="local")
+    print(job.status().state, job.result())
+
+The public API is imported lazily, so ``import shipyard`` (and the CLI's quick
+commands) do not pay for Dask, pandas or pydantic until they are used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "load": "shipyard.spec",
+    "JobSpec": "shipyard.spec",
+    "submit": "shipyard.jobs.api",
+    "run": "shipyard.jobs.api",
+    "get_job": "shipyard.jobs.api",
+    "list_jobs": "shipyard.jobs.api",
+    "Job": "shipyard.jobs.api",
+    "JobState": "shipyard.jobs.states",
+    "JobRecord": "shipyard.jobs.store",
+    "JobContext": "shipyard.context",
+    "ShipyardError": "shipyard.errors",
+    "SpecError": "shipyard.errors",
+    "InputDataError": "shipyard.errors",
+    "ClusterError": "shipyard.errors",
+    "JobFailedError": "shipyard.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from shipyard.context import JobContext
+    from shipyard.errors import (ClusterError, InputDataError, JobFailedError,
+                                 ShipyardError, SpecError)
+    from shipyard.jobs.api import Job, get_job, list_jobs, run, submit
+    from shipyard.jobs.states import JobState
+    from shipyard.jobs.store import JobRecord
+    from shipyard.spec import JobSpec, load
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'shipyard' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -1,0 +1,291 @@
+"""The ``shipyard`` command: a thin shell over :mod:`shipyard.jobs.api`.
+
+Exit codes (DESIGN.md): 0 success; 1 the job failed or was cancelled; 2 invalid spec,
+bad arguments or bad input data; 3 the cluster could not be reached or started;
+124 ``wait --timeout`` ran out while the job was still going. Errors are one paragraph on
+stderr without a traceback (``SHIPYARD_DEBUG=1`` shows it). ``--json`` prints one JSON
+document on stdout and nothing else there.
+
+Heavy modules (Dask, pydantic, rich) are imported inside the commands that need them,
+so ``list`` and ``status`` answer quickly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import click
+
+from shipyard import __version__
+from shipyard.errors import ShipyardError
+
+__all__ = ["cli", "main"]
+
+WAIT_TIMED_OUT = 124
+
+
+class _ShipyardGroup(click.Group):
+    """Maps shipyard's exceptions to exit codes and one-paragraph messages."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ShipyardError as err:
+            click.echo(f"error: {err.message}", err=True)
+            ctx.exit(err.exit_code)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+        except BrokenPipeError:
+            # the reader went away (`shipyard logs ID | head`): stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(0)
+        except Exception as err:
+            if os.environ.get("SHIPYARD_DEBUG"):
+                raise
+            click.echo(f"internal error: {type(err).__name__}: {err} "
+                       "(set SHIPYARD_DEBUG=1 to see the traceback)", err=True)
+            ctx.exit(1)
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+_set_option = click.option(
+    "--set", "overrides", multiple=True, metavar="PATH=VALUE",
+    help="Override a spec field by dotted path, e.g. spec.resources.workers=4 (repeatable).")
+_cluster_option = click.option(
+    "--cluster", default=None, metavar="NAME",
+    help="Cluster profile name or tcp://host:port (default: spec.cluster, then local).")
+_json_option = click.option("--json", "as_json", is_flag=True,
+                            help="Print one JSON document on stdout and nothing else.")
+
+
+@click.group(cls=_ShipyardGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="shipyard")
+def cli() -> None:
+    """Run batch machine-learning jobs on a laptop or a cluster."""
+
+
+# -- submitting ----------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@_set_option
+def validate(spec: str, overrides: tuple[str, ...]) -> None:
+    """Check a job spec without running it."""
+    from shipyard.spec import load
+
+    job_spec = load(spec, overrides)
+    click.echo(f"{spec}: valid {job_spec.workload_name} job {job_spec.name!r}")
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@_cluster_option
+@_set_option
+def submit(spec: str, cluster: str | None, overrides: tuple[str, ...]) -> None:
+    """Submit a job and print its id."""
+    from shipyard.jobs.api import submit as submit_job
+
+    click.echo(submit_job(spec, cluster=cluster, overrides=overrides).id)
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@_cluster_option
+@_set_option
+@_json_option
+def run(spec: str, cluster: str | None, overrides: tuple[str, ...], as_json: bool) -> None:
+    """Submit a job, stream its log and wait for it to end.
+
+    Ctrl-C cancels the job. The exit code says how it ended (0 succeeded, 1 failed or
+    cancelled, 2 bad input, 3 cluster unreachable).
+    """
+    from shipyard.console import summary, watch
+    from shipyard.jobs.api import exit_code_for
+    from shipyard.jobs.api import submit as submit_job
+
+    job = submit_job(spec, cluster=cluster, overrides=overrides)
+    if not as_json:
+        click.echo(f"[shipyard] submitted {job.id} (run dir {job.run_dir})", err=True)
+    try:
+        record = job.wait() if as_json else watch(job)
+    except KeyboardInterrupt:
+        click.echo(f"[shipyard] interrupted: cancelling {job.id}", err=True)
+        record = job.cancel()
+    if as_json:
+        status = record.to_status()
+        status["result"] = job.result() if record.state == "SUCCEEDED" else None
+        _print_json(status)
+    else:
+        click.echo(summary(record, str(job.run_dir)), err=True)
+    sys.exit(exit_code_for(record))
+
+
+# -- watching ------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("job_id")
+@_json_option
+def status(job_id: str, as_json: bool) -> None:
+    """Show a job's state, reason, attempt, progress and events."""
+    from shipyard.jobs.api import get_job
+
+    job = get_job(job_id)
+    record = job.status()
+    if as_json:
+        _print_json(record.to_status())
+    else:
+        from shipyard.console import format_status
+
+        click.echo(format_status(record, job.events(), str(job.run_dir)))
+
+
+@cli.command(name="list")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Only the newest N jobs.")
+@_json_option
+def list_command(limit: int | None, as_json: bool) -> None:
+    """List jobs, oldest first."""
+    from shipyard.jobs.api import list_jobs
+
+    records = list_jobs(limit=limit)
+    if as_json:
+        click.echo(json.dumps([r.to_status() for r in records]))
+    elif records:
+        from shipyard.console import format_table
+
+        click.echo(format_table(records))
+    else:
+        click.echo("no jobs yet", err=True)
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--timeout", type=click.FloatRange(min=0), default=None, metavar="S",
+              help=f"Give up after S seconds (exit {WAIT_TIMED_OUT}; the job keeps running).")
+@_json_option
+def wait(job_id: str, timeout: float | None, as_json: bool) -> None:
+    """Wait for a job to end; the exit code says how it ended."""
+    from shipyard.jobs.api import exit_code_for, get_job
+
+    job = get_job(job_id)
+    try:
+        record = job.wait(timeout=timeout)
+    except TimeoutError as err:
+        click.echo(str(err), err=True)
+        sys.exit(WAIT_TIMED_OUT)
+    if as_json:
+        _print_json(record.to_status())
+    else:
+        reason = f": {record.reason}" if record.reason else ""
+        click.echo(f"{record.id} {record.state}{reason}")
+    sys.exit(exit_code_for(record))
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing until the job ends.")
+def logs(job_id: str, follow: bool) -> None:
+    """Print a job's log (every attempt)."""
+    from shipyard.jobs.api import get_job
+
+    for line in get_job(job_id).logs(follow=follow):
+        click.echo(line)
+
+
+@cli.command()
+@click.argument("job_id")
+def cancel(job_id: str) -> None:
+    """Cancel a job; everything it started is ended within seconds."""
+    from shipyard.jobs.api import get_job
+
+    job = get_job(job_id)
+    before = job.status().state
+    record = job.cancel()
+    if before.is_terminal():
+        click.echo(f"{job_id} had already ended {before}; nothing to cancel")
+    else:
+        click.echo(f"{job_id} {record.state}")
+
+
+@cli.command()
+@click.argument("job_id")
+def result(job_id: str) -> None:
+    """Print a finished job's result.json."""
+    from shipyard.jobs.api import get_job
+
+    _print_json(get_job(job_id).result())
+
+
+# -- clusters ------------------------------------------------------------------------
+
+
+@cli.group()
+def cluster() -> None:
+    """Start, stop and inspect clusters (local: a long-lived Dask LocalCluster)."""
+
+
+def _backend(name: str | None):
+    from shipyard.cluster import get_backend
+    from shipyard.cluster.profiles import resolve_cluster
+    from shipyard.jobs.home import Home
+    from shipyard.jobs.store import JobStore
+
+    home = Home.from_env()
+    return get_backend(resolve_cluster(name, home.clusters), home, JobStore(home.db))
+
+
+def _describe(info: dict[str, Any]) -> str:
+    state = "up" if info.get("up") else "down"
+    lines = [f"{info['name']} ({info['backend']}): {state}"]
+    for key in ("address", "dashboard", "workers", "threads_per_worker", "memory_per_worker"):
+        if info.get(key) is not None:
+            lines.append(f"  {key}: {info[key]}")
+    if not info.get("up") and info["backend"] == "local":
+        lines.append("  jobs start a LocalCluster of their own per attempt")
+    return "\n".join(lines)
+
+
+@cluster.command(name="up")
+@click.argument("name", required=False)
+def cluster_up(name: str | None) -> None:
+    """Start a long-lived local cluster that local jobs then compute on."""
+    click.echo(_describe(_backend(name).up()))
+
+
+@cluster.command(name="down")
+@click.argument("name", required=False)
+def cluster_down(name: str | None) -> None:
+    """Stop a cluster started with `cluster up`."""
+    click.echo(_describe(_backend(name).down()))
+
+
+@cluster.command(name="status")
+@click.argument("name", required=False)
+@_json_option
+def cluster_status(name: str | None, as_json: bool) -> None:
+    """Say whether a cluster is up, with its address and dashboard."""
+    info = _backend(name).describe()
+    if as_json:
+        _print_json(info)
+    else:
+        click.echo(_describe(info))
+
+
+def main() -> None:
+    """Entry point of the ``shipyard`` console script."""
+    cli(prog_name="shipyard")
+
+
+if __name__ == "__main__":
+    main()

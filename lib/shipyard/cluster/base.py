@@ -1,0 +1,185 @@
+"""The backend contract: what every place that runs jobs must provide.
+
+A backend is one module with one subclass of :class:`Backend`. The public methods are
+fixed and do the bookkeeping every backend shares (the job store record, the run
+directory, the spec file, the terminal-state rules); subclasses fill the ``_``-prefixed
+hooks with what differs (how a job is started, watched, stopped).
+
+Hooks
+-----
+_check_reachable()
+    Raise :class:`~shipyard.errors.ClusterError` if the cluster cannot be reached.
+    Called before anything is written, so an unreachable cluster leaves no job behind.
+_scheduler_address()
+    The Dask scheduler the runner should use, or None to start a LocalCluster.
+_launch(record)
+    Start the job; return quickly. The spec is already in ``<run dir>/spec.yaml``.
+_refresh(record)
+    Reconcile the record with reality (a lost process, a finished pod) and return it.
+_cancel(record, timeout)
+    Stop the job; when it returns the job must be terminal.
+_up(), _down(), _describe()
+    Start, stop and describe a cluster this backend manages (``shipyard cluster ...``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from shipyard.atomic import write_text_atomic
+from shipyard.errors import ClusterError, UsageError
+from shipyard.jobs.home import attempt_log_path
+from shipyard.jobs.ids import new_job_id
+from shipyard.jobs.states import FailureKind, JobState
+
+if TYPE_CHECKING:
+    from shipyard.cluster.profiles import ClusterProfile
+    from shipyard.jobs.home import Home
+    from shipyard.jobs.store import JobRecord, JobStore
+    from shipyard.spec import JobSpec
+
+__all__ = ["Backend"]
+
+
+def _read_from(path: os.PathLike, offset: int) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            return handle.read()
+    except FileNotFoundError:
+        return b""
+
+
+class Backend:
+    """Base class of the backends (see the module docstring for the hooks).
+
+    Parameters
+    ----------
+    profile : ClusterProfile
+        The resolved ``--cluster``.
+    home : Home
+        ``SHIPYARD_HOME``: the job store and run directories.
+    store : JobStore
+    """
+
+    #: The backend's registry name.
+    name: ClassVar[str] = ""
+
+    def __init__(self, profile: ClusterProfile, home: Home, store: JobStore):
+        self.profile = profile
+        self.home = home
+        self.store = store
+
+    # -- public API (fixed) ------------------------------------------------------------
+
+    def submit(self, spec: JobSpec) -> JobRecord:
+        """Record the job as PENDING, write its spec to the run directory, start it."""
+        self._check_reachable()
+        record = self.store.create(
+            lambda: new_job_id(spec.name),
+            name=spec.name,
+            cluster=self.profile.name,
+            backend=self.profile.backend,
+            max_attempts=spec.spec.retries + 1,
+            timeout_s=spec.spec.timeout,
+            cluster_address=self._scheduler_address(),
+            workdir=os.getcwd(),
+            spec_dir=spec.base_dir,
+            labels=dict(spec.metadata.labels),
+        )
+        run_dir = self.home.run_dir(record.id)
+        (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        write_text_atomic(run_dir / "spec.yaml", spec.to_yaml())
+        try:
+            self._launch(record)
+        except Exception as err:
+            reason = f"could not start the job: {err}"
+            self.store.transition(record.id, JobState.FAILED, reason,
+                                  failure_kind=FailureKind.CLUSTER)
+            raise ClusterError(f"{self.profile.name}: {reason}") from err
+        return self.store.get(record.id)
+
+    def refresh(self, record: JobRecord) -> JobRecord:
+        """The record, reconciled with what is really running (terminal ones as they are)."""
+        if record.state.is_terminal():
+            return record
+        return self._refresh(record)
+
+    def cancel(self, record: JobRecord, timeout: float = 5.0) -> JobRecord:
+        """Stop the job; a job that already ended is left as it is."""
+        record = self.refresh(record)
+        if not record.state.is_terminal():
+            self._cancel(record, timeout)
+        return self.store.get(record.id)
+
+    def logs(self, job_id: str, follow: bool = False, poll: float = 0.2) -> Iterator[str]:
+        """The job's log lines, attempt after attempt; with ``follow``, until it ends.
+
+        Each attempt after the first starts with a ``--- attempt N ---`` line.
+        """
+        attempt = 1
+        while True:
+            if attempt > 1:
+                yield f"--- attempt {attempt} ---"
+            path = attempt_log_path(self.home.run_dir(job_id), attempt)
+            offset, partial = 0, ""
+            while True:
+                record = self.refresh(self.store.get(job_id))
+                attempt_over = attempt < record.attempt or record.state.is_terminal()
+                # read after looking at the state: once the attempt is over, this read
+                # sees everything it wrote
+                data = _read_from(path, offset)
+                offset += len(data)
+                lines = (partial + data.decode("utf-8", errors="replace")).split("\n")
+                partial = lines.pop()
+                yield from lines
+                if attempt_over or not follow:
+                    break
+                if not data:
+                    time.sleep(poll)
+            if partial:
+                yield partial
+            if attempt >= record.attempt:
+                return
+            attempt += 1
+
+    def up(self) -> dict[str, Any]:
+        """Start the cluster this profile describes; return its description."""
+        return self._up()
+
+    def down(self) -> dict[str, Any]:
+        """Stop the cluster this profile describes; return its description."""
+        return self._down()
+
+    def describe(self) -> dict[str, Any]:
+        """Whether the cluster is up, its address and dashboard."""
+        return self._describe()
+
+    # -- hooks (subclasses fill these) -------------------------------------------------
+
+    def _check_reachable(self) -> None:
+        return None
+
+    def _scheduler_address(self) -> str | None:
+        return None
+
+    def _launch(self, record: JobRecord) -> None:
+        raise NotImplementedError
+
+    def _refresh(self, record: JobRecord) -> JobRecord:
+        return record
+
+    def _cancel(self, record: JobRecord, timeout: float) -> None:
+        raise NotImplementedError
+
+    def _up(self) -> dict[str, Any]:
+        raise UsageError(f"cluster {self.profile.name!r} ({self.name}) is not started by shipyard")
+
+    def _down(self) -> dict[str, Any]:
+        raise UsageError(f"cluster {self.profile.name!r} ({self.name}) is not stopped by shipyard")
+
+    def _describe(self) -> dict[str, Any]:
+        return {"name": self.profile.name, "backend": self.name, "address": self.profile.address}

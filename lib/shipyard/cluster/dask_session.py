@@ -1,0 +1,105 @@
+"""The Dask cluster one attempt computes on.
+
+Either a ``LocalCluster`` sized from ``spec.resources`` (started on first use and
+closed with the attempt), or a client of an existing scheduler (``tcp://host:port``:
+the ``dask`` backend, or a local cluster started with ``shipyard cluster up``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from shipyard.errors import ClusterError
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from shipyard.spec import Resources
+
+__all__ = ["DaskSession"]
+
+log = logging.getLogger("shipyard.dask")
+
+
+class DaskSession:
+    """A lazily started Dask client for one attempt.
+
+    Parameters
+    ----------
+    resources : Resources
+        Sizes the LocalCluster (workers, threads, memory limit, GPU resources).
+    address : str, optional
+        An existing scheduler to connect to instead of starting a LocalCluster.
+    connect_timeout : float
+        Seconds to wait for an existing scheduler before giving up.
+    """
+
+    def __init__(self, resources: Resources, address: str | None = None,
+                 connect_timeout: float = 10.0):
+        self.resources = resources
+        self.address = address
+        self.connect_timeout = connect_timeout
+        self._cluster = None
+        self._client: Client | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._client is not None
+
+    @property
+    def client(self) -> Client:
+        """The Dask client, starting the LocalCluster or connecting on first use."""
+        if self._client is None:
+            self._client = self._connect() if self.address else self._start_local()
+        return self._client
+
+    @property
+    def dashboard_link(self) -> str | None:
+        return self._client.dashboard_link if self._client is not None else None
+
+    def _connect(self) -> Client:
+        from distributed import Client
+
+        try:
+            client = Client(self.address, timeout=self.connect_timeout)
+        except (OSError, TimeoutError) as err:
+            raise ClusterError(
+                f"could not reach the Dask scheduler at {self.address} within "
+                f"{self.connect_timeout:g}s ({type(err).__name__}: {err}); check that it is "
+                "running and that this machine can reach it"
+            ) from None
+        log.info("connected to Dask scheduler %s (%d workers)", self.address,
+                 len(client.scheduler_info().get("workers", {})))
+        return client
+
+    def _start_local(self) -> Client:
+        from distributed import Client, LocalCluster
+
+        res = self.resources
+        worker_resources = {"GPU": res.gpus_per_worker} if res.gpus_per_worker else None
+        try:
+            self._cluster = LocalCluster(
+                n_workers=res.workers,
+                threads_per_worker=res.threads_per_worker,
+                memory_limit=res.memory_per_worker or "auto",
+                processes=True,
+                dashboard_address=":0",  # any free port: several jobs may run at once
+                resources=worker_resources,
+            )
+        except Exception as err:
+            raise ClusterError(f"could not start a local Dask cluster: {err}") from err
+        log.info("started LocalCluster: %d workers x %d threads, dashboard %s",
+                 res.workers, res.threads_per_worker, self._cluster.dashboard_link)
+        return Client(self._cluster)
+
+    def close(self) -> None:
+        """Close the client and, if this session started one, the LocalCluster."""
+        client, cluster = self._client, self._cluster
+        self._client = self._cluster = None
+        for thing in (client, cluster):
+            if thing is not None:
+                try:
+                    thing.close()
+                except Exception as err:  # closing is best effort: the attempt is over
+                    log.warning("closing %s failed: %s", type(thing).__name__, err)

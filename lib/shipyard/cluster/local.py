@@ -1,0 +1,174 @@
+"""The ``local`` backend: jobs run on this machine, one detached supervisor each.
+
+``submit`` starts ``python -m shipyard.jobs.supervisor JOB_ID`` in a session of its
+own (it outlives the CLI that started it); the supervisor runs each attempt as a child
+process with a Dask ``LocalCluster`` sized from ``spec.resources``.
+
+``shipyard cluster up local`` starts one long-lived LocalCluster instead
+(``python -m shipyard.cluster.local_daemon``); while it is up, local jobs compute on
+it rather than starting their own, which saves the cluster start per attempt.
+
+A job whose supervisor died (killed, machine rebooted) is marked FAILED with reason
+``supervisor lost`` the next time anything reads it, and whatever its attempt left
+running is ended: no job stays RUNNING forever.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from shipyard.cluster.base import Backend
+from shipyard.errors import ClusterError
+from shipyard.jobs.procs import is_alive, start_time, terminate_tree
+from shipyard.jobs.states import FailureKind, JobState
+from shipyard.jobs.store import JobRecord
+
+__all__ = ["LocalBackend"]
+
+#: A PENDING job whose supervisor pid is still unrecorded after this long is lost.
+_START_GRACE = 30.0
+
+
+def _reap_in_background(proc: subprocess.Popen) -> None:
+    # The supervisor outlives us if we exit first; if we live longer (a notebook,
+    # a test run), wait for it so it does not linger as a zombie.
+    threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
+
+
+class LocalBackend(Backend):
+    """Jobs on this machine, each under a detached supervisor process."""
+
+    name = "local"
+
+    # -- submitting --------------------------------------------------------------------
+
+    def _scheduler_address(self) -> str | None:
+        state = self._daemon_state()
+        return state["address"] if state else None
+
+    def _launch(self, record: JobRecord) -> None:
+        log_path = self.home.run_dir(record.id) / "logs" / "supervisor.log"
+        env = dict(os.environ, SHIPYARD_HOME=str(self.home.root), PYTHONUNBUFFERED="1")
+        with open(log_path, "ab") as log_file:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "shipyard.jobs.supervisor", record.id],
+                cwd=record.workdir or None, env=env, stdin=subprocess.DEVNULL,
+                stdout=log_file, stderr=subprocess.STDOUT,
+                start_new_session=True,  # detached: Ctrl-C in this terminal does not reach it
+                close_fds=True,
+            )
+        _reap_in_background(proc)
+        self.store.update(record.id, supervisor_pid=proc.pid,
+                          supervisor_started=start_time(proc.pid))
+        if record.cluster_address:
+            self.store.note(record.id, f"computing on the running local cluster "
+                                       f"{record.cluster_address}")
+
+    # -- watching ----------------------------------------------------------------------
+
+    def _refresh(self, record: JobRecord) -> JobRecord:
+        if record.supervisor_pid is None:
+            if time.time() - record.created_at < _START_GRACE:
+                return record  # being submitted right now
+        elif is_alive(record.supervisor_pid, record.supervisor_started):
+            return record
+        # The supervisor is gone but the job is not terminal. Re-read: it may have
+        # ended the job just before exiting.
+        record = self.store.get(record.id)
+        if record.state.is_terminal():
+            return record
+        self._end_attempt(record)
+        return self.store.transition(record.id, JobState.FAILED, "supervisor lost",
+                                     failure_kind=FailureKind.LOST) or self.store.get(record.id)
+
+    def _end_attempt(self, record: JobRecord) -> None:
+        if record.runner_pid and is_alive(record.runner_pid, record.runner_started):
+            terminate_tree(record.runner_pid, record.runner_pid, grace=2.0)
+
+    # -- cancelling --------------------------------------------------------------------
+
+    def _cancel(self, record: JobRecord, timeout: float) -> None:
+        self.store.request_cancel(record.id)
+        supervisor_alive = is_alive(record.supervisor_pid, record.supervisor_started)
+        if supervisor_alive:
+            try:
+                os.kill(record.supervisor_pid, signal.SIGTERM)
+            except ProcessLookupError:
+                supervisor_alive = False
+        deadline = time.monotonic() + timeout
+        while supervisor_alive and time.monotonic() < deadline:
+            if self.store.get(record.id).state.is_terminal():
+                return
+            time.sleep(0.05)
+        # The supervisor did not answer in time (or is gone): end the attempt ourselves.
+        self._end_attempt(self.store.get(record.id))
+        self.store.transition(record.id, JobState.CANCELLED, "cancelled")
+
+    # -- `shipyard cluster up|down|status local` ---------------------------------------
+
+    @property
+    def _state_path(self) -> Path:
+        return self.home.clusters / f"{self.profile.name}.state.json"
+
+    def _daemon_state(self) -> dict[str, Any] | None:
+        try:
+            state = json.loads(self._state_path.read_text())
+        except (OSError, ValueError):
+            return None
+        if not is_alive(state.get("pid"), state.get("started")):
+            self._state_path.unlink(missing_ok=True)  # left behind by a killed daemon
+            return None
+        return state
+
+    def _describe(self) -> dict[str, Any]:
+        state = self._daemon_state()
+        info: dict[str, Any] = {"name": self.profile.name, "backend": self.name,
+                                "up": state is not None}
+        if state:
+            info.update({k: state[k] for k in ("address", "dashboard", "workers",
+                                                "threads_per_worker", "memory_per_worker",
+                                                "pid")})
+        return info
+
+    def _up(self, wait: float = 60.0) -> dict[str, Any]:
+        if self._daemon_state():
+            return self._describe()
+        resources = self.profile.settings.get("resources") or {}
+        self.home.clusters.mkdir(parents=True, exist_ok=True)
+        log_path = self.home.clusters / f"{self.profile.name}.log"
+        command = [sys.executable, "-m", "shipyard.cluster.local_daemon",
+                   "--state", str(self._state_path),
+                   "--resources", json.dumps(resources)]
+        with open(log_path, "ab") as log_file:
+            proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log_file,
+                                    stderr=subprocess.STDOUT, start_new_session=True,
+                                    close_fds=True)
+        _reap_in_background(proc)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if self._daemon_state():
+                return self._describe()
+            if proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        terminate_tree(proc.pid, proc.pid, grace=2.0)
+        tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
+        raise ClusterError(
+            f"the local cluster {self.profile.name!r} did not start within {wait:g}s; "
+            f"its log ({log_path}) ends with: {' | '.join(tail) or '(nothing)'}"
+        )
+
+    def _down(self) -> dict[str, Any]:
+        state = self._daemon_state()
+        if state:
+            terminate_tree(state["pid"], state["pid"], grace=10.0)
+            self._state_path.unlink(missing_ok=True)
+        return self._describe()

@@ -1,0 +1,219 @@
+"""The Python API of the job layer; the CLI is a thin shell over it.
+
+Examples
+--------
+Submit the demo job with a smaller size, wait, and read its result::
+
+    import shipyard
+
+    job = shipyard.submit("jobs/basics.yaml", overrides=["spec.python.params.rows=1000"])
+    job.wait().state               # JobState.SUCCEEDED
+    job.result()["value"]["rows"]  # 1000
+    for line in job.logs():
+        print(line)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from shipyard.cluster import get_backend
+from shipyard.cluster.base import Backend
+from shipyard.cluster.profiles import ClusterProfile
+from shipyard.errors import JobFailedError, UsageError
+from shipyard.jobs.home import Home
+from shipyard.jobs.states import JobState
+from shipyard.jobs.store import JobEvent, JobRecord, JobStore
+
+__all__ = ["Job", "submit", "run", "get_job", "list_jobs", "exit_code_for"]
+
+def _open(home: str | os.PathLike | Home | None) -> tuple[Home, JobStore]:
+    resolved = home if isinstance(home, Home) else Home.from_env(home)
+    return resolved, JobStore(resolved.db)
+
+
+def _backend_for(record: JobRecord, home: Home, store: JobStore) -> Backend:
+    profile = ClusterProfile(name=record.cluster, backend=record.backend,
+                             address=record.cluster_address)
+    return get_backend(profile, home, store)
+
+
+def exit_code_for(record: JobRecord) -> int:
+    """The CLI exit code for a finished job: 0 succeeded, 2 bad input, 3 cluster, else 1."""
+    if record.state is JobState.SUCCEEDED:
+        return 0
+    return {"input": 2, "cluster": 3}.get(record.failure_kind or "", 1)
+
+
+class Job:
+    """A handle on a submitted job.
+
+    Parameters
+    ----------
+    job_id : str
+    home : path or Home, optional
+        ``SHIPYARD_HOME`` (default: the environment variable, then ``~/.shipyard``).
+    """
+
+    def __init__(self, job_id: str, home: str | os.PathLike | Home | None = None):
+        self.id = job_id
+        self.home, self._store = _open(home)
+
+    def __repr__(self) -> str:
+        return f"Job({self.id!r})"
+
+    @property
+    def run_dir(self) -> Path:
+        """``$SHIPYARD_HOME/runs/<id>``: spec, logs, result, report, artifacts."""
+        return self.home.run_dir(self.id)
+
+    def _backend(self, record: JobRecord) -> Backend:
+        return _backend_for(record, self.home, self._store)
+
+    def status(self) -> JobRecord:
+        """The job's current record (state, reason, attempt, progress, times)."""
+        record = self._store.get(self.id)
+        return self._backend(record).refresh(record) if not record.state.is_terminal() else record
+
+    @property
+    def state(self) -> JobState:
+        return self.status().state
+
+    def wait(self, timeout: float | None = None, poll: float = 0.1) -> JobRecord:
+        """Block until the job ends; return its final record.
+
+        Raises
+        ------
+        TimeoutError
+            If ``timeout`` seconds pass first (the job keeps running).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            record = self.status()
+            if record.state.is_terminal():
+                return record
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"job {self.id} is still {record.state} after {timeout:g}s")
+            time.sleep(poll)
+
+    def logs(self, follow: bool = False) -> Iterator[str]:
+        """The job's log lines (every attempt); with ``follow``, until the job ends."""
+        return self._backend(self._store.get(self.id)).logs(self.id, follow=follow)
+
+    def cancel(self, timeout: float = 5.0) -> JobRecord:
+        """Cancel the job and end everything it started; a finished job is left as it is."""
+        record = self._store.get(self.id)
+        return self._backend(record).cancel(record, timeout=timeout)
+
+    def events(self) -> list[JobEvent]:
+        """The job's event log: every state change and note, oldest first."""
+        return self._store.events(self.id)
+
+    def result(self) -> dict[str, Any]:
+        """The job's ``result.json``.
+
+        Raises
+        ------
+        JobFailedError
+            If the job ended FAILED or CANCELLED.
+        UsageError
+            If the job has not finished yet.
+        """
+        record = self.status()
+        if record.state is not JobState.SUCCEEDED:
+            if not record.state.is_terminal():
+                raise UsageError(f"job {self.id} is still {record.state}; it has no result "
+                                 f"yet (`shipyard wait {self.id}` waits for it)")
+            raise JobFailedError(f"job {self.id} ended {record.state} ({record.reason}); "
+                                 f"it has no result")
+        return json.loads((self.run_dir / "result.json").read_text())
+
+
+def _as_spec(spec: Any, overrides: Iterable[str] | Mapping[str, Any]):
+    from shipyard.spec import JobSpec, load
+
+    if isinstance(spec, JobSpec):
+        if not overrides:
+            return spec
+        reloaded = load(spec.to_dict(), overrides)
+        reloaded._source, reloaded._base_dir = spec.source, spec.base_dir
+        return reloaded
+    return load(spec, overrides)
+
+
+def submit(spec: Any, cluster: str | None = None,
+           overrides: Iterable[str] | Mapping[str, Any] = (), *,
+           home: str | os.PathLike | Home | None = None) -> Job:
+    """Validate a spec and submit it; return at once with a :class:`Job`.
+
+    Parameters
+    ----------
+    spec : path, mapping or JobSpec
+        The job spec (a YAML file, the same structure as a dict, or a loaded spec).
+    cluster : str, optional
+        A cluster profile name or ``tcp://host:port``; default ``spec.cluster``, then ``local``.
+    overrides : iterable of ``"path=value"``, or mapping
+        As ``--set``.
+    home : path, optional
+        ``SHIPYARD_HOME``.
+
+    Raises
+    ------
+    SpecError, UsageError
+        Invalid spec or arguments (nothing is written).
+    ClusterError
+        The cluster cannot be reached (nothing is written).
+    """
+    from shipyard.cluster.profiles import resolve_cluster
+
+    job_spec = _as_spec(spec, overrides)
+    resolved_home, store = _open(home)
+    profile = resolve_cluster(cluster or job_spec.spec.cluster, resolved_home.clusters)
+    record = get_backend(profile, resolved_home, store).submit(job_spec)
+    return Job(record.id, home=resolved_home)
+
+
+def run(spec: Any, cluster: str | None = None,
+        overrides: Iterable[str] | Mapping[str, Any] = (), *,
+        home: str | os.PathLike | Home | None = None, timeout: float | None = None) -> Job:
+    """Submit a spec and wait for the job to end; return the :class:`Job`.
+
+    Check ``job.status().state`` (or call ``job.result()``, which raises if it failed).
+    """
+    job = submit(spec, cluster=cluster, overrides=overrides, home=home)
+    job.wait(timeout=timeout)
+    return job
+
+
+def get_job(job_id: str, home: str | os.PathLike | Home | None = None) -> Job:
+    """The :class:`Job` with this id.
+
+    Raises
+    ------
+    JobNotFoundError
+    """
+    job = Job(job_id, home=home)
+    job._store.get(job_id)
+    return job
+
+
+def list_jobs(home: str | os.PathLike | Home | None = None,
+              limit: int | None = None) -> list[JobRecord]:
+    """Every job in the store (oldest first), unfinished ones reconciled with reality."""
+    resolved_home, store = _open(home)
+    records = store.list(limit=limit)
+    backends: dict[tuple, Backend] = {}
+    out = []
+    for record in records:
+        if not record.state.is_terminal():
+            key = (record.backend, record.cluster, record.cluster_address)
+            if key not in backends:
+                backends[key] = _backend_for(record, resolved_home, store)
+            record = backends[key].refresh(record)
+        out.append(record)
+    return out

@@ -1,0 +1,190 @@
+"""One attempt of a job: ``python -m shipyard.jobs.runner``.
+
+Every backend starts this same entrypoint with the same spec, so a job runs the same
+code on a laptop and on a cluster. The runner
+
+1. loads ``<run dir>/spec.yaml`` (validating it again: this is where it enters this process),
+2. gives the workload a :class:`~shipyard.context.JobContext` with a lazily started Dask client,
+3. writes ``result.json`` (atomically) when the workload returns,
+4. writes ``logs/attempt-<n>.outcome.json`` saying how the attempt ended, with the
+   exception's one-line summary as the reason; the traceback goes to the attempt log.
+
+Exit status: 0 success, 1 the workload failed, 2 bad input (no use retrying),
+3 the cluster could not be reached, 143 terminated by a signal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from shipyard.atomic import write_json_atomic
+from shipyard.errors import ClusterError, InputDataError, ShipyardError, SpecError
+from shipyard.jobs.home import attempt_outcome_path
+from shipyard.jobs.states import FailureKind
+
+__all__ = ["main", "WORKLOAD_RUNNERS", "one_line"]
+
+log = logging.getLogger("shipyard.runner")
+
+#: Which function runs each workload block, imported only when a job needs it.
+WORKLOAD_RUNNERS = {
+    "python": "shipyard.python_job:run",
+}
+
+EXIT_CODES = {FailureKind.ERROR: 1, FailureKind.INPUT: 2, FailureKind.CLUSTER: 3}
+
+
+class Terminated(BaseException):
+    """Raised in the runner's main thread on SIGTERM (a BaseException, so that a
+    workload's ``except Exception`` cannot swallow it)."""
+
+
+def one_line(err: BaseException, limit: int = 500) -> str:
+    """The exception's one-line summary: ``Type: first line of the message``.
+
+    Examples
+    --------
+    >>> one_line(ValueError("bad value\\nmore detail"))
+    'ValueError: bad value'
+    """
+    if isinstance(err, SpecError):
+        text = "; ".join([err.args[0].split(":\n")[0], *err.problems])
+    elif isinstance(err, ShipyardError):
+        text = " ".join(err.message.split())
+    else:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        text = f"{type(err).__name__}: {first}" if first else type(err).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def failure_kind(err: BaseException) -> FailureKind:
+    if isinstance(err, (InputDataError, SpecError)):
+        return FailureKind.INPUT
+    if isinstance(err, ClusterError):
+        return FailureKind.CLUSTER
+    return FailureKind.ERROR
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    # Dask's scheduler and nannies narrate every connection at INFO. Importing
+    # distributed applies Dask's logging config, so the level is set there (workers
+    # inherit it through the environment); a user's own setting wins.
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+
+
+def _watch_parent(parent: int) -> None:
+    """End this attempt's whole process group if the supervisor disappears, so a
+    killed supervisor leaves no orphaned attempt behind."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        log.error("supervisor %d is gone; ending this attempt", parent)
+        os.killpg(os.getpgrp(), signal.SIGTERM)
+        time.sleep(3)
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="watch-supervisor", daemon=True).start()
+
+
+def _store_progress(db: str | None, job_id: str):
+    if not db:
+        return None
+    from shipyard.jobs.store import JobStore
+
+    store = JobStore(Path(db))
+
+    def write(progress: dict[str, Any]) -> None:
+        try:
+            store.set_progress(job_id, progress)
+        except Exception as err:  # progress is informative; never fail the job over it
+            log.warning("could not record progress: %s", err)
+
+    return write
+
+
+def run_attempt(run_dir: Path, job_id: str, attempt: int, dask_address: str | None,
+                db: str | None) -> dict[str, Any]:
+    """Run the workload once and return the outcome (also written to the outcome file)."""
+    from shipyard.cluster.dask_session import DaskSession
+    from shipyard.context import JobContext
+    from shipyard.spec import load
+
+    started = time.time()
+    ctx = None
+    dask = None
+    try:
+        spec = load(run_dir / "spec.yaml")
+        dask = DaskSession(spec.spec.resources, address=dask_address)
+        ctx = JobContext(job_id=job_id, attempt=attempt, run_dir=run_dir, spec=spec,
+                         dask=dask, on_progress=_store_progress(db, job_id))
+        module, func = WORKLOAD_RUNNERS[spec.workload_name].split(":")
+        log.info("job %s attempt %d: %s workload", job_id, attempt, spec.workload_name)
+        result = getattr(importlib.import_module(module), func)(spec.workload, ctx)
+        write_json_atomic(run_dir / "result.json",
+                          {"outputs": ctx.outputs, **result, "job_id": job_id, "attempt": attempt})
+        outcome = {"status": "succeeded"}
+    except Terminated:
+        log.warning("attempt %d terminated by a signal", attempt)
+        outcome = {"status": "terminated", "reason": "terminated by a signal"}
+    except BaseException as err:
+        kind = failure_kind(err)
+        if kind is FailureKind.ERROR:
+            log.error("attempt %d failed:\n%s", attempt, traceback.format_exc())
+        else:
+            log.error("attempt %d failed: %s", attempt, err)
+        outcome = {"status": "failed", "kind": kind.value, "reason": one_line(err)}
+    finally:
+        if ctx is not None:
+            ctx.flush_progress()
+        if dask is not None:
+            dask.close()
+    outcome.update(attempt=attempt, started_at=started, finished_at=time.time())
+    return outcome
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shipyard.jobs.runner",
+                                     description="Run one attempt of a shipyard job.")
+    parser.add_argument("--run-dir", required=True, type=Path)
+    parser.add_argument("--job-id", required=True)
+    parser.add_argument("--attempt", type=int, default=1)
+    parser.add_argument("--dask-address", default=None, help="use this Dask scheduler")
+    parser.add_argument("--store", default=None, help="job store database for progress")
+    parser.add_argument("--watch-parent", type=int, default=None,
+                        help="end the attempt if this parent process goes away")
+    args = parser.parse_args(argv)
+
+    _configure_logging()
+    if args.watch_parent:
+        _watch_parent(args.watch_parent)
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends us at once
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    outcome = run_attempt(args.run_dir, args.job_id, args.attempt, args.dask_address, args.store)
+    write_json_atomic(attempt_outcome_path(args.run_dir, args.attempt), outcome)
+    if outcome["status"] == "succeeded":
+        return 0
+    if outcome["status"] == "terminated":
+        return 143
+    return EXIT_CODES[FailureKind(outcome["kind"])]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,346 @@
+"""The job spec (``apiVersion: shipyard/v1``, ``kind: Job``): models and loading.
+
+A spec is validated once, where it enters (:func:`load`), into frozen pydantic models
+that forbid unknown keys. Every problem is reported with its dotted path, and a
+misspelt key gets the closest valid name as a suggestion::
+
+    jobs/bad.yaml is not a valid job spec:
+      spec.resources.workers: must be >= 1, got 0
+      spec.resorces: unknown field; did you mean 'resources'?
+
+Examples
+--------
+>>> spec = load({
+...     "apiVersion": "shipyard/v1", "kind": "Job",
+...     "metadata": {"name": "hello"},
+...     "spec": {"timeout": "10m", "python": {"entrypoint": "os.path:join",
+...                                          "params": {}}},
+... })
+>>> spec.name, spec.workload_name, spec.spec.timeout
+('hello', 'python', 600.0)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PrivateAttr,
+    Strict,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from shipyard.entrypoints import check_call, parse_reference, resolve_callable
+from shipyard.errors import SpecError
+from shipyard.overrides import apply_overrides
+from shipyard.spec_errors import describe_errors
+from shipyard.units import format_duration, format_memory, parse_duration, parse_memory
+
+__all__ = [
+    "API_VERSION",
+    "WORKLOADS",
+    "JobSpec",
+    "JobBody",
+    "Metadata",
+    "Resources",
+    "PythonWorkload",
+    "load",
+]
+
+API_VERSION = "shipyard/v1"
+
+#: The workload blocks a job may carry, exactly one at a time.
+WORKLOADS: tuple[str, ...] = ("python",)
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+
+
+def _duration(value: Any) -> float:
+    return parse_duration(value)
+
+
+def _memory(value: Any) -> Any:
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return None
+    return parse_memory(value)
+
+
+#: Seconds, written in the spec as ``30s``, ``10m``, ``1h30m`` (or a number of seconds).
+Duration = Annotated[float, BeforeValidator(_duration),
+                     PlainSerializer(format_duration, return_type=str)]
+#: Bytes, written in the spec as ``512MiB``, ``4GiB``, ``2GB``; ``auto`` means "let Dask decide".
+MemorySize = Annotated[int, BeforeValidator(_memory),
+                       PlainSerializer(format_memory, return_type=str)]
+#: An integer that must be written as one (``true`` or ``"2"`` are refused, not coerced).
+Count = Annotated[int, Strict()]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def dns_label_problem(name: str) -> str | None:
+    """Why ``name`` is not a DNS-1123 label, with a corrected suggestion; None if it is one.
+
+    Examples
+    --------
+    >>> dns_label_problem("churn-prep") is None
+    True
+    >>> dns_label_problem("Churn_Prep")
+    "must be a DNS-1123 label (lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters), got 'Churn_Prep'; try 'churn-prep'"
+    """
+    if len(name) <= 63 and _DNS_LABEL.match(name):
+        return None
+    fixed = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63].strip("-")
+    hint = f"; try {fixed!r}" if fixed and _DNS_LABEL.match(fixed) else ""
+    return (
+        "must be a DNS-1123 label (lowercase letters, digits and '-', starting and ending "
+        f"with a letter or digit, at most 63 characters), got {name!r}{hint}"
+    )
+
+
+class Metadata(_Model):
+    """``metadata``: the job's name and optional labels."""
+
+    name: str
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_dns_label(cls, name: str) -> str:
+        problem = dns_label_problem(name)
+        if problem:
+            raise ValueError(problem)
+        return name
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_are_kubernetes_labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        # labels travel to Kubernetes objects, so they must be valid there too
+        for key, value in labels.items():
+            if not _LABEL_KEY.match(key):
+                raise ValueError(f"label key {key!r} is not a valid Kubernetes label key")
+            if len(value) > 63 or not _LABEL_VALUE.match(value):
+                raise ValueError(
+                    f"label {key}={value!r}: values are at most 63 letters, digits, '-', "
+                    "'_' or '.', starting and ending with a letter or digit"
+                )
+        return labels
+
+
+class Resources(_Model):
+    """``spec.resources``: the size of the Dask (or Ray) cluster each attempt gets."""
+
+    workers: Count = Field(2, ge=1)
+    threads_per_worker: Count = Field(1, ge=1)
+    memory_per_worker: MemorySize | None = None
+    gpus_per_worker: Count = Field(0, ge=0)
+
+
+class PythonWorkload(_Model):
+    """``spec.python``: call ``func(ctx, **params)`` and keep its JSON-able return value.
+
+    ``entrypoint`` is ``"package.module:function"``. The module is imported at load time
+    (from the spec's directory, the current directory or the installed packages) and
+    ``params`` are checked against the function's signature.
+    """
+
+    entrypoint: str
+    # validated even when left out: a function with required parameters needs them
+    params: dict[str, Any] = Field(default_factory=dict, validate_default=True)
+
+    @field_validator("entrypoint")
+    @classmethod
+    def _entrypoint_resolves(cls, entrypoint: str, info: ValidationInfo) -> str:
+        parse_reference(entrypoint)
+        context = info.context or {}
+        if context.get("check_imports", True):
+            resolve_callable(entrypoint, context.get("search_paths", ()))
+        return entrypoint
+
+    @field_validator("params")
+    @classmethod
+    def _params_fit_signature(cls, params: dict[str, Any], info: ValidationInfo) -> dict:
+        context = info.context or {}
+        entrypoint = info.data.get("entrypoint")  # absent when the entrypoint was invalid
+        if entrypoint and context.get("check_imports", True):
+            func = resolve_callable(entrypoint, context.get("search_paths", ()))
+            check_call(func, 1, params)
+        return params
+
+
+class JobBody(_Model):
+    """``spec``: where and how the job runs, and its one workload block."""
+
+    cluster: str | None = None
+    resources: Resources = Field(default_factory=Resources)
+    retries: Count = Field(0, ge=0)
+    timeout: Duration | None = None
+    python: PythonWorkload | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_workload(self) -> JobBody:
+        present = [name for name in WORKLOADS if getattr(self, name, None) is not None]
+        if len(present) != 1:
+            found = "none" if not present else f"{len(present)}: {', '.join(present)}"
+            raise ValueError(
+                f"exactly one workload block is required ({', '.join(WORKLOADS)}); "
+                f"found {found}"
+            )
+        return self
+
+
+class JobSpec(_Model):
+    """A whole job spec: ``apiVersion``, ``kind``, ``metadata`` and ``spec``.
+
+    Build one with :func:`load`, which reports every problem with its path.
+    """
+
+    api_version: Literal["shipyard/v1"] = Field(alias="apiVersion")
+    kind: Literal["Job"]
+    metadata: Metadata
+    spec: JobBody
+
+    _source: str = PrivateAttr(default="<dict>")
+    _base_dir: str | None = PrivateAttr(default=None)
+
+    @property
+    def name(self) -> str:
+        """The job's name (``metadata.name``)."""
+        return self.metadata.name
+
+    @property
+    def workload_name(self) -> str:
+        """Which workload block the job carries (``python``, ``dataframe``, ...)."""
+        return next(name for name in WORKLOADS if getattr(self.spec, name, None) is not None)
+
+    @property
+    def workload(self) -> BaseModel:
+        """The workload block itself."""
+        return getattr(self.spec, self.workload_name)
+
+    @property
+    def source(self) -> str:
+        """Where the spec came from: a file path, or ``<dict>``."""
+        return self._source
+
+    @property
+    def base_dir(self) -> str | None:
+        """The directory of the spec file (searched for entrypoint modules), if any."""
+        return self._base_dir
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as a plain document, with the fields the user set (and overrides)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+    def to_yaml(self) -> str:
+        """The spec as YAML, loadable again with :func:`load`."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses duplicate keys (PyYAML silently keeps the last one,
+    so a second ``resources:`` would quietly replace the first)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None,
+                    f"duplicate key {key!r} (first at line {seen[key].line + 1})",
+                    key_node.start_mark)
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def _read_document(path: Path) -> Any:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise SpecError(f"{path} is a directory; give the path of a YAML job spec") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise SpecError(f"{path} could not be read: {err}") from None
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise SpecError(f"{path} is not valid YAML{where}: {problem}") from None
+
+
+def load(
+    source: str | Path | Mapping[str, Any],
+    overrides: Iterable[str] | Mapping[str, Any] = (),
+    *,
+    check_imports: bool = True,
+) -> JobSpec:
+    """Load and validate a job spec from a YAML file or a mapping.
+
+    Parameters
+    ----------
+    source : path or mapping
+        A YAML file, or the same structure as a dict.
+    overrides : iterable of str or mapping, optional
+        ``"path=value"`` overrides (as ``--set``), applied before validation.
+    check_imports : bool, default True
+        Import referenced user code (entrypoints) to check it exists and fits.
+
+    Returns
+    -------
+    JobSpec
+
+    Raises
+    ------
+    SpecError
+        Listing every problem with its dotted path (exit code 2 on the CLI).
+    UsageError
+        When an override cannot be applied.
+    """
+    if isinstance(source, Mapping):
+        name, base_dir, document = "the job spec", None, dict(source)
+    else:
+        path = Path(source)
+        name, base_dir, document = str(path), str(path.resolve().parent), _read_document(path)
+        if document is None:
+            raise SpecError(
+                f"{path} is empty; a job spec is a mapping with apiVersion, kind, "
+                "metadata and spec"
+            )
+    if not isinstance(document, Mapping):
+        raise SpecError(
+            f"{name} must be a mapping with apiVersion, kind, metadata and spec at its "
+            f"top level, got a {type(document).__name__}"
+        )
+    document = apply_overrides(document, overrides)
+    search_paths = [p for p in (base_dir, str(Path.cwd())) if p]
+    try:
+        spec = JobSpec.model_validate(
+            document, context={"search_paths": search_paths, "check_imports": check_imports}
+        )
+    except ValidationError as err:
+        raise SpecError(f"{name} is not a valid job spec", describe_errors(err, JobSpec)) from None
+    spec._source = name
+    spec._base_dir = base_dir
+    return spec

@@ -1,0 +1,39 @@
+"""Shared fixtures: an isolated SHIPYARD_HOME per test and spec files."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from helpers import FIXTURES, job_doc
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """A fresh SHIPYARD_HOME, and the test job functions importable as `jobfuncs`."""
+    path = tmp_path / "home"
+    monkeypatch.setenv("SHIPYARD_HOME", str(path))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(FIXTURES), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    monkeypatch.syspath_prepend(str(FIXTURES))
+    monkeypatch.chdir(tmp_path)
+    return path
+
+
+@pytest.fixture
+def write_spec(tmp_path) -> Callable[..., Path]:
+    """Write a python-workload spec file; returns its path."""
+    counter = iter(range(10_000))
+
+    def write(entrypoint: str, params: dict | None = None, name: str = "test-job",
+              **spec: Any) -> Path:
+        path = tmp_path / f"spec-{next(counter)}.yaml"
+        path.write_text(yaml.safe_dump(job_doc(entrypoint, params, name, **spec)))
+        return path
+
+    return write

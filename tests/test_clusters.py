@@ -1,0 +1,77 @@
+"""Where jobs compute: an existing Dask scheduler (tcp://), profiles, `cluster up/down`."""
+
+from __future__ import annotations
+
+import psutil
+import pytest
+import yaml
+from distributed import LocalCluster
+
+import shipyard
+from shipyard.jobs.states import JobState
+from helpers import job_doc, shipyard as cli, shipyard_json
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    """A real Dask scheduler with two workers, as a user's existing cluster would be."""
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as cluster:
+        yield cluster
+
+
+def test_a_job_computes_on_an_existing_scheduler(home, write_spec, scheduler):
+    address = scheduler.scheduler_address
+    proc = cli("run", str(write_spec("jobfuncs:dask_sum", {"n": 1000})), "--cluster", address,
+               "--json")
+    assert proc.returncode == 0, proc.stderr
+    document = shipyard_json("status", shipyard_json("list")[0]["id"])
+    assert document["cluster"] == address and document["backend"] == "dask"
+    import json
+    value = json.loads(proc.stdout)["result"]["value"]
+    assert value["sum"] == sum(range(1000))
+    assert value["scheduler"] == address
+    assert value["workers"] == sorted(scheduler.scheduler_info["workers"])
+
+
+def test_a_profile_file_names_a_scheduler(home, tmp_path, scheduler):
+    profiles = home / "clusters"
+    profiles.mkdir(parents=True)
+    (profiles / "team.yaml").write_text(yaml.safe_dump(
+        {"backend": "dask", "address": scheduler.scheduler_address}))
+    job = shipyard.run(job_doc("jobfuncs:dask_sum", cluster="team"))
+    assert job.status().cluster == "team"
+    assert job.result()["value"]["scheduler"] == scheduler.scheduler_address
+
+
+def test_a_profile_with_an_unknown_backend_is_refused(home):
+    (home / "clusters").mkdir(parents=True)
+    (home / "clusters" / "odd.yaml").write_text("backend: slurm\n")
+    proc = cli("cluster", "status", "odd")
+    assert proc.returncode == 2 and "backend must be one of dask, local, got 'slurm'" in proc.stderr
+
+
+def test_cluster_up_runs_jobs_on_one_long_lived_cluster(home, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cluster").mkdir()
+    (tmp_path / "cluster" / "local.yaml").write_text(yaml.safe_dump(
+        {"backend": "local", "resources": {"workers": 1, "threads_per_worker": 2}}))
+    assert "local (local): down" in cli("cluster", "status").stdout
+    up = cli("cluster", "up", check=True, timeout=120)
+    assert "local (local): up" in up.stdout
+    info = shipyard_json("cluster", "status")
+    assert info["up"] and info["address"].startswith("tcp://") and info["workers"] == 1
+    try:
+        first = shipyard.run(job_doc("jobfuncs:dask_sum"))
+        second = shipyard.run(job_doc("jobfuncs:dask_sum"))
+        for job in (first, second):
+            assert job.status().state is JobState.SUCCEEDED
+            assert job.result()["value"]["scheduler"] == info["address"]
+        assert any("running local cluster" in (e.message or "") for e in first.events())
+        assert cli("cluster", "up").returncode == 0  # already up: says so, starts nothing
+    finally:
+        down = cli("cluster", "down", timeout=60)
+    assert down.returncode == 0 and "down" in down.stdout
+    assert not psutil.pid_exists(info["pid"]) or \
+        psutil.Process(info["pid"]).status() == psutil.STATUS_ZOMBIE
+    assert shipyard_json("cluster", "status")["up"] is False
