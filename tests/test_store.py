@@ -153,3 +153,12 @@ def test_concurrent_writers_lose_and_duplicate_nothing(tmp_path):
     assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     for record in records[:10]:
         assert [e.state for e in store.events(record.id)] == ["PENDING", "RUNNING", "SUCCEEDED"]
+
+
+def test_statuses_are_the_records_status_objects(store):
+    job = make(store, labels={"team": "a"}).id
+    make(store, name="other")
+    store.transition(job, JobState.RUNNING)
+    store.set_progress(job, {"phase": "load", "done": 2})
+    assert store.statuses() == [r.to_status() for r in store.list()]
+    assert store.statuses(limit=1) == [store.list()[-1].to_status()]

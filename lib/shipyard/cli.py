@@ -156,12 +156,15 @@ def status(job_id: str, as_json: bool) -> None:
 @_json_option
 def list_command(limit: int | None, as_json: bool) -> None:
     """List jobs, oldest first."""
+    if as_json:
+        from shipyard.jobs.api import list_statuses
+
+        click.echo(json.dumps(list_statuses(limit=limit)))
+        return
     from shipyard.jobs.api import list_jobs
 
     records = list_jobs(limit=limit)
-    if as_json:
-        click.echo(json.dumps([r.to_status() for r in records]))
-    elif records:
+    if records:
         from shipyard.console import format_table
 
         click.echo(format_table(records))

@@ -30,7 +30,7 @@ from shipyard.jobs.home import Home
 from shipyard.jobs.states import JobState
 from shipyard.jobs.store import JobEvent, JobRecord, JobStore
 
-__all__ = ["Job", "submit", "run", "get_job", "list_jobs", "exit_code_for"]
+__all__ = ["Job", "submit", "run", "get_job", "list_jobs", "list_statuses", "exit_code_for"]
 
 def _open(home: str | os.PathLike | Home | None) -> tuple[Home, JobStore]:
     resolved = home if isinstance(home, Home) else Home.from_env(home)
@@ -202,18 +202,27 @@ def get_job(job_id: str, home: str | os.PathLike | Home | None = None) -> Job:
     return job
 
 
+def _refresh_unfinished(home: Home, store: JobStore) -> None:
+    """Reconcile every unfinished job with reality (a lost supervisor, a finished pod)."""
+    backends: dict[tuple, Backend] = {}
+    for record in store.list(states={JobState.PENDING, JobState.RUNNING}):
+        key = (record.backend, record.cluster, record.cluster_address)
+        if key not in backends:
+            backends[key] = _backend_for(record, home, store)
+        backends[key].refresh(record)
+
+
 def list_jobs(home: str | os.PathLike | Home | None = None,
               limit: int | None = None) -> list[JobRecord]:
     """Every job in the store (oldest first), unfinished ones reconciled with reality."""
     resolved_home, store = _open(home)
-    records = store.list(limit=limit)
-    backends: dict[tuple, Backend] = {}
-    out = []
-    for record in records:
-        if not record.state.is_terminal():
-            key = (record.backend, record.cluster, record.cluster_address)
-            if key not in backends:
-                backends[key] = _backend_for(record, resolved_home, store)
-            record = backends[key].refresh(record)
-        out.append(record)
-    return out
+    _refresh_unfinished(resolved_home, store)
+    return store.list(limit=limit)
+
+
+def list_statuses(home: str | os.PathLike | Home | None = None,
+                  limit: int | None = None) -> list[dict[str, Any]]:
+    """The ``status --json`` object of every job (as :func:`list_jobs`, but cheaper)."""
+    resolved_home, store = _open(home)
+    _refresh_unfinished(resolved_home, store)
+    return store.statuses(limit=limit)

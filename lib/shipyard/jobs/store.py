@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -99,12 +98,50 @@ def iso_time(ts: float | None) -> str | None:
 
     Examples
     --------
-    >>> iso_time(0.0)
-    '1970-01-01T00:00:00.000+00:00'
+    >>> iso_time(0.0), iso_time(1795571487.0575)
+    ('1970-01-01T00:00:00.000+00:00', '2026-11-25T01:51:27.057+00:00')
     """
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds")
+    millis = int(ts * 1000)
+    # time.strftime is several times cheaper than datetime; `list` formats 30,000 of these
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(millis // 1000)) + \
+        f".{millis % 1000:03d}+00:00"
+
+
+def _json_or_none(text: str | None) -> Any:
+    return json.loads(text) if text and text != "{}" else None
+
+
+#: The columns of the status object, in the order :func:`_status` takes them.
+_STATUS_COLUMNS = ("id, name, state, reason, attempt, cluster, created_at, started_at, "
+                   "finished_at, progress, max_attempts, backend, failure_kind, labels")
+
+
+def _status(id: str, name: str, state: str, reason: str | None, attempt: int, cluster: str,
+            created_at: float, started_at: float | None, finished_at: float | None,
+            progress: dict | None, max_attempts: int, backend: str,
+            failure_kind: str | None, labels: dict | None) -> dict[str, Any]:
+    """The ``status --json`` object (DESIGN.md "JSON shapes"), plus a few extra keys."""
+    return {
+        "id": id,
+        "name": name,
+        "state": state,
+        "reason": reason,
+        "attempt": attempt,
+        "cluster": cluster,
+        "created_at": iso_time(created_at),
+        "started_at": iso_time(started_at),
+        "finished_at": iso_time(finished_at),
+        "progress": progress,
+        "max_attempts": max_attempts,
+        "backend": backend,
+        "failure_kind": failure_kind,
+        "labels": labels or {},
+    }
+
+
+_STATES = {state.value: state for state in JobState}
 
 
 @dataclass(frozen=True)
@@ -139,30 +176,18 @@ class JobRecord:
     @classmethod
     def _from_row(cls, row: sqlite3.Row) -> JobRecord:
         values = dict(row)
-        values["state"] = JobState(values["state"])
-        values["progress"] = json.loads(values["progress"]) if values["progress"] else None
-        values["labels"] = json.loads(values["labels"]) if values["labels"] else {}
+        values["state"] = _STATES[values["state"]]
+        values["progress"] = _json_or_none(values["progress"])
+        values["labels"] = _json_or_none(values["labels"]) or {}
         values["cancel_requested"] = bool(values["cancel_requested"])
         return cls(**values)
 
     def to_status(self) -> dict[str, Any]:
         """The ``status --json`` object (DESIGN.md "JSON shapes"), plus a few extra keys."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "state": self.state.value,
-            "reason": self.reason,
-            "attempt": self.attempt,
-            "cluster": self.cluster,
-            "created_at": iso_time(self.created_at),
-            "started_at": iso_time(self.started_at),
-            "finished_at": iso_time(self.finished_at),
-            "progress": self.progress,
-            "max_attempts": self.max_attempts,
-            "backend": self.backend,
-            "failure_kind": self.failure_kind,
-            "labels": self.labels,
-        }
+        return _status(self.id, self.name, self.state.value, self.reason, self.attempt,
+                       self.cluster, self.created_at, self.started_at, self.finished_at,
+                       self.progress, self.max_attempts, self.backend, self.failure_kind,
+                       self.labels)
 
 
 @dataclass(frozen=True)
@@ -302,6 +327,25 @@ class JobStore:
             args.append(limit)
         rows = self._connection().execute(query, args).fetchall()
         return [JobRecord._from_row(row) for row in rows]
+
+    def statuses(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Every job's status object, oldest first, read straight from the table.
+
+        The same objects as ``[r.to_status() for r in self.list()]``, several times
+        cheaper: ``shipyard list --json`` over 10,000 jobs must answer in well under
+        a second. Unfinished jobs are not reconciled here (the API does that first).
+        """
+        if not self.exists():
+            return []
+        query = f"SELECT {_STATUS_COLUMNS} FROM jobs ORDER BY created_at, id"
+        args: list[Any] = []
+        if limit is not None:
+            query = (f"SELECT * FROM (SELECT {_STATUS_COLUMNS} FROM jobs ORDER BY created_at "
+                     f"DESC, id DESC LIMIT ?) ORDER BY created_at, id")
+            args.append(limit)
+        loads = _json_or_none
+        return [_status(*row[:9], loads(row[9]), *row[10:13], loads(row[13]))
+                for row in self._connection().execute(query, args)]
 
     def events(self, job_id: str) -> list[JobEvent]:
         """The job's event log, oldest first."""

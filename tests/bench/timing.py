@@ -1,0 +1,48 @@
+"""Shared by the benchmarks: repeated timings, medians, and a ratio table.
+
+These machines are noisy: every benchmark interleaves its variants, repeats them, and
+reports medians and ratios against the plain alternative measured in the same run.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+SHIPYARD = [sys.executable, "-m", "shipyard"]
+
+
+def run_timed(command: Sequence[str], **kwargs) -> float:
+    """Run a command to completion; return its wall time (it must succeed)."""
+    start = time.perf_counter()
+    proc = subprocess.run(list(command), capture_output=True, text=True, **kwargs)
+    took = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} exited {proc.returncode}:\n{proc.stderr[-2000:]}")
+    return took
+
+
+def interleave(variants: dict[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
+    """Run each variant once per round, ``repeats`` rounds; return every measurement."""
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, measure in variants.items():
+            samples[name].append(measure())
+    return samples
+
+
+def print_table(title: str, rows: list[tuple[str, float, str]], baseline: str) -> None:
+    """Print ``(name, median seconds, note)`` rows with each median's ratio to ``baseline``."""
+    base = dict((name, value) for name, value, _ in rows)[baseline]
+    width = max(len(name) for name, _, _ in rows)
+    print(f"\n{title}")
+    print(f"{'variant':<{width}}  {'median s':>9}  {'ratio':>7}  note")
+    for name, value, note in rows:
+        print(f"{name:<{width}}  {value:>9.3f}  {value / base:>6.2f}x  {note}")
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
