@@ -44,6 +44,16 @@ def test_a_profile_file_names_a_scheduler(home, tmp_path, scheduler):
     assert job.result()["value"]["scheduler"] == scheduler.scheduler_address
 
 
+def test_an_existing_scheduler_is_not_started_or_stopped(home, scheduler):
+    address = scheduler.scheduler_address
+    assert shipyard_json("cluster", "status", address) == {
+        "name": address, "backend": "dask", "address": address, "up": True}
+    for action in ("up", "down"):
+        proc = cli("cluster", action, address)
+        assert proc.returncode == 2 and "does not start or stop it" in proc.stderr
+    assert shipyard_json("cluster", "status", "tcp://127.0.0.1:9")["up"] is False
+
+
 def test_a_profile_with_an_unknown_backend_is_refused(home):
     (home / "clusters").mkdir(parents=True)
     (home / "clusters" / "odd.yaml").write_text("backend: slurm\n")

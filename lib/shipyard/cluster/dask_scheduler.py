@@ -47,6 +47,13 @@ class DaskSchedulerBackend(LocalBackend):
     def _scheduler_address(self) -> str | None:
         return self.profile.address
 
+    def _up(self) -> dict[str, Any]:
+        raise UsageError(f"cluster {self.profile.name!r} is an existing Dask scheduler "
+                         f"({self.profile.address}); shipyard connects to it but does not "
+                         "start or stop it")
+
+    _down = _up
+
     def _describe(self) -> dict[str, Any]:
         try:
             self._check_reachable()
