@@ -125,5 +125,5 @@ def test_entrypoint_problems_name_the_field(home):
 
 
 def test_imports_can_be_skipped_for_specs_checked_elsewhere(home):
-    spec = load(job_doc("nosuchmodule:main"), check_imports=False)
+    spec = load(job_doc("nosuchmodule:main"), check_references=False)
     assert spec.spec.python.entrypoint == "nosuchmodule:main"

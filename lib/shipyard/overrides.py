@@ -2,8 +2,8 @@
 
 The path is dotted from the top of the document (``spec.resources.workers``); list
 items are addressed by index (``spec.dataframe.steps.0.query``). The value is read as a
-YAML scalar or flow collection, so ``4`` is an integer, ``true`` a boolean and
-``[a, b]`` a list; anything YAML cannot read stays a string.
+YAML scalar or flow collection, as in a spec file, so ``4`` is an integer, ``true`` a
+boolean and ``[a, b]`` a list; anything YAML cannot read stays a string.
 
 Validation happens afterwards, so an override that names an unknown field is reported
 like any other unknown field, with a suggestion.
@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from shipyard.errors import UsageError
+from shipyard.yamlio import load_yaml
 
 __all__ = ["parse_override", "apply_overrides"]
 
@@ -40,7 +41,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
             f"spec.resources.workers=4, got {text!r}"
         )
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     return parts, value

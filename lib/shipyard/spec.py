@@ -22,6 +22,7 @@ Examples
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -42,10 +43,12 @@ from pydantic import (
     model_validator,
 )
 
+from shipyard.data.spec import DataFrameWorkload
 from shipyard.entrypoints import check_call, parse_reference, resolve_callable
 from shipyard.errors import SpecError
 from shipyard.overrides import apply_overrides
 from shipyard.spec_errors import describe_errors
+from shipyard.yamlio import load_yaml
 from shipyard.units import format_duration, format_memory, parse_duration, parse_memory
 
 __all__ = [
@@ -62,7 +65,13 @@ __all__ = [
 API_VERSION = "shipyard/v1"
 
 #: The workload blocks a job may carry, exactly one at a time.
-WORKLOADS: tuple[str, ...] = ("python",)
+WORKLOADS: tuple[str, ...] = ("dataframe", "python")
+
+#: Checks that need more than the spec itself (reading input schemas), per workload:
+#: "module:function" taking the block and returning problem lines.
+WORKLOAD_CHECKS = {
+    "dataframe": "shipyard.data.checks:check_workload",
+}
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
@@ -171,7 +180,7 @@ class PythonWorkload(_Model):
     def _entrypoint_resolves(cls, entrypoint: str, info: ValidationInfo) -> str:
         parse_reference(entrypoint)
         context = info.context or {}
-        if context.get("check_imports", True):
+        if context.get("check_references", True):
             resolve_callable(entrypoint, context.get("search_paths", ()))
         return entrypoint
 
@@ -180,7 +189,7 @@ class PythonWorkload(_Model):
     def _params_fit_signature(cls, params: dict[str, Any], info: ValidationInfo) -> dict:
         context = info.context or {}
         entrypoint = info.data.get("entrypoint")  # absent when the entrypoint was invalid
-        if entrypoint and context.get("check_imports", True):
+        if entrypoint and context.get("check_references", True):
             func = resolve_callable(entrypoint, context.get("search_paths", ()))
             check_call(func, 1, params)
         return params
@@ -193,6 +202,7 @@ class JobBody(_Model):
     resources: Resources = Field(default_factory=Resources)
     retries: Count = Field(0, ge=0)
     timeout: Duration | None = None
+    dataframe: DataFrameWorkload | None = None
     python: PythonWorkload | None = None
 
     @model_validator(mode="after")
@@ -255,23 +265,6 @@ class JobSpec(_Model):
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """A SafeLoader that refuses duplicate keys (PyYAML silently keeps the last one,
-    so a second ``resources:`` would quietly replace the first)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen: dict[Any, Any] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None,
-                    f"duplicate key {key!r} (first at line {seen[key].line + 1})",
-                    key_node.start_mark)
-            seen[key] = key_node.start_mark
-        return super().construct_mapping(node, deep=deep)
-
-
 def _read_document(path: Path) -> Any:
     try:
         text = path.read_text()
@@ -282,7 +275,7 @@ def _read_document(path: Path) -> Any:
     except (OSError, UnicodeDecodeError) as err:
         raise SpecError(f"{path} could not be read: {err}") from None
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        return load_yaml(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -294,7 +287,7 @@ def load(
     source: str | Path | Mapping[str, Any],
     overrides: Iterable[str] | Mapping[str, Any] = (),
     *,
-    check_imports: bool = True,
+    check_references: bool = True,
 ) -> JobSpec:
     """Load and validate a job spec from a YAML file or a mapping.
 
@@ -304,8 +297,9 @@ def load(
         A YAML file, or the same structure as a dict.
     overrides : iterable of str or mapping, optional
         ``"path=value"`` overrides (as ``--set``), applied before validation.
-    check_imports : bool, default True
-        Import referenced user code (entrypoints) to check it exists and fits.
+    check_references : bool, default True
+        Check what the spec refers to: import entrypoints (and check their parameters),
+        read input schemas (and check the columns steps name), look at output targets.
 
     Returns
     -------
@@ -337,10 +331,16 @@ def load(
     search_paths = [p for p in (base_dir, str(Path.cwd())) if p]
     try:
         spec = JobSpec.model_validate(
-            document, context={"search_paths": search_paths, "check_imports": check_imports}
+            document, context={"search_paths": search_paths,
+                               "check_references": check_references}
         )
     except ValidationError as err:
         raise SpecError(f"{name} is not a valid job spec", describe_errors(err, JobSpec)) from None
+    if check_references and spec.workload_name in WORKLOAD_CHECKS:
+        module, func = WORKLOAD_CHECKS[spec.workload_name].split(":")
+        problems = getattr(importlib.import_module(module), func)(spec.workload)
+        if problems:
+            raise SpecError(f"{name} is not a valid job spec", problems)
     spec._source = name
     spec._base_dir = base_dir
     return spec

@@ -50,7 +50,11 @@ def dotted(loc: Sequence[Any]) -> str:
     'spec.dataframe.steps[2].query'
     """
     out = ""
+    previous = None
     for part in loc:
+        if part == previous and isinstance(part, str):
+            continue  # a tagged union repeats its tag: steps[0].query.query
+        previous = part
         if isinstance(part, int):
             out += f"[{part}]"
         else:
@@ -147,6 +151,16 @@ def _message(error: dict[str, Any], model: type[BaseModel]) -> str:
         return f"must have at least {ctx.get('min_length')} item(s), {got}"
     if kind == "too_long":
         return f"must have at most {ctx.get('max_length')} item(s)"
+    if kind == "union_tag_invalid":
+        noun = str(ctx.get("discriminator", "kind")).rstrip("()")
+        options = [o.strip().strip("'") for o in str(ctx.get("expected_tags", "")).split(",")]
+        guess = closest(str(ctx.get("tag")), options)
+        hint = f"; did you mean {guess!r}?" if guess else f" ({', '.join(options)})"
+        return f"unknown {noun} {ctx.get('tag')!r}{hint}"
+    if kind == "union_tag_not_found":
+        noun = str(ctx.get("discriminator", "kind")).rstrip("()")
+        return (f"each {noun} is a mapping with exactly one key, the {noun}'s name; "
+                f"got {show_value(value)}")
     if kind in ("value_error", "assertion_error"):
         # our own validators write complete sentences; pydantic prefixes them
         return str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")

@@ -59,9 +59,10 @@ def _read_profile(path: Path) -> ClusterProfile:
     import yaml
 
     from shipyard.cluster import BACKENDS
+    from shipyard.yamlio import load_yaml
 
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as err:
         raise UsageError(f"cluster profile {path} could not be read: {err}") from None
     if not isinstance(data, dict):

@@ -1,0 +1,111 @@
+"""The ``dataframe`` workload: read, run the steps, write the output, report.
+
+1. read every input's schema and plan what the readers may skip (columns, row groups);
+2. read the main input lazily and run the steps on it (steps needing a whole-dataset
+   statistic compute it on the way);
+3. compute, in one pass, the output (to a staging location), the row count after each
+   step and the input's profile; then commit the output atomically.
+
+``result.json`` gets ``outputs``, ``rows`` (read and written), ``steps`` (rows after
+each), ``profile`` (the input's info/describe/missing counts), ``read`` (what was pushed
+down into the readers) and ``notes`` (statistics the steps used).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import dask
+
+from shipyard.data import spec as s
+from shipyard.data.checks import check_workload
+from shipyard.data.ops import StepEnv, apply_step
+from shipyard.data.profile import finish_profile, profile_tasks
+from shipyard.data.pushdown import plan_reads
+from shipyard.data.readers import read_input
+from shipyard.data.schema import Schema, parquet_layout, read_schema
+from shipyard.data.writers import stage_output
+from shipyard.errors import InputDataError, SpecError
+
+if TYPE_CHECKING:
+    from shipyard.context import JobContext
+
+__all__ = ["run"]
+
+
+def _estimated_bytes(spec: s.InputSpec) -> int | None:
+    """An input's size: uncompressed Parquet bytes, or the files' sizes."""
+    if spec.resolved_format == "parquet":
+        return parquet_layout(spec).uncompressed_bytes
+    from shipyard.data.files import expand, filesystem
+
+    fs, _ = filesystem(spec.path, spec.storage_options)
+    return sum(fs.size(path) or 0 for path in expand(spec.path, spec.storage_options))
+
+
+def run(block: s.DataFrameWorkload, ctx: JobContext) -> dict[str, Any]:
+    """Run a dataframe job on ``ctx.client``'s cluster."""
+    started = time.time()
+    problems = check_workload(block)  # the data may have changed since submission
+    if problems:
+        raise SpecError("the dataframe job no longer fits its inputs", problems)
+    ctx.client  # start (or connect to) the cluster before the first compute
+    schemas: dict[str, Schema] = {name: read_schema(spec) for name, spec in block.inputs.items()}
+    arrow_schemas = {name: parquet_layout(spec).schema for name, spec in block.inputs.items()
+                     if spec.resolved_format == "parquet"}
+    plan = plan_reads(block, schemas, arrow_schemas)
+
+    def read(name: str):
+        return read_input(block.inputs[name], columns=plan.columns.get(name),
+                          filters=plan.filters.get(name), partition_size=block.partition_size)
+
+    env = StepEnv(read=read, estimated_bytes=lambda name: _estimated_bytes(block.inputs[name]))
+    total = len(block.steps) + 2
+    ctx.progress("read", done=0, total=total)
+    frame = read(block.main_name)
+    source = frame
+    counts = [frame.shape[0]]
+    for index, item in enumerate(block.steps):
+        ctx.progress(f"step {index}: {s.step_name(item)}", done=index + 1, total=total)
+        try:
+            frame = apply_step(frame, item, env)
+        except (KeyError, TypeError, ValueError) as err:
+            raise InputDataError(f"steps[{index}] ({s.step_name(item)}) failed on the data: "
+                                 f"{type(err).__name__}: {err}") from err
+        counts.append(frame.shape[0])
+
+    ctx.progress("compute", done=total - 1, total=total)
+    lazy: dict[str, Any] = {"counts": counts}
+    if block.profile:
+        lazy["profile"] = profile_tasks(source)
+    staged = None
+    if block.output is not None:
+        staged = stage_output(frame, block.output, f"{ctx.job_id}-{ctx.attempt}")
+        lazy["write"] = staged.write
+    try:
+        (computed,) = dask.compute(lazy)
+        if staged is not None:
+            staged.commit()
+    except BaseException:
+        if staged is not None:
+            staged.abort()
+        raise
+    ctx.progress("done", done=total, total=total)
+    if staged is not None:
+        ctx.add_output(staged.path)
+
+    rows = [int(n) for n in computed["counts"]]
+    result: dict[str, Any] = {
+        "rows": {"read": rows[0], "output": rows[-1]},
+        "steps": [{"index": i, "step": s.step_name(item), "rows": rows[i + 1]}
+                  for i, item in enumerate(block.steps)],
+        "read": {name: {"columns": plan.columns.get(name),
+                        "filters": [[c, op, str(v)] for c, op, v in plan.filters.get(name, [])]}
+                 for name in block.inputs},
+        "notes": env.notes,
+        "seconds": round(time.time() - started, 3),
+    }
+    if block.profile:
+        result["profile"] = finish_profile(source, computed["profile"])
+    return result

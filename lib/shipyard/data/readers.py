@@ -1,0 +1,138 @@
+"""Read an input into a Dask DataFrame, partitioned to about ``partition_size`` in memory.
+
+- **Parquet** (pyarrow): row groups are split or combined so that one large file still
+  gives many partitions (``split_row_groups="adaptive"`` with a block size of
+  ``partition_size`` uncompressed); only the needed columns are read, and simple
+  conditions of a leading ``query`` become row-group and row filters.
+- **CSV**: blocks sized from a sample's in-memory/on-disk ratio; compressed files
+  (gzip, bz2, xz, zip, zstd: inferred from the name) are one partition each, since
+  they cannot be split.
+- **JSON lines**: blocks of ``partition_size`` bytes.
+
+Types are normalised as :func:`shipyard.data.schema.arrow_dtype` says: dates compare
+with date literals, decimals are floats (unless ``decimals: keep``), and integer
+columns holding nulls are floats, as pandas reads them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import dask.dataframe as dd
+import fsspec.utils
+import pyarrow as pa
+
+from shipyard.data.files import expand
+from shipyard.data.schema import csv_sample, parquet_layout
+from shipyard.data.spec import InputSpec
+from shipyard.errors import InputDataError
+
+__all__ = ["read_input"]
+
+log = logging.getLogger("shipyard.data")
+
+
+def _parquet(spec: InputSpec, columns: list[str] | None, filters: list | None,
+             partition_size: int) -> dd.DataFrame:
+    layout = parquet_layout(spec)
+    try:
+        frame = dd.read_parquet(
+            layout.files, columns=columns, filters=filters or None,
+            storage_options=spec.storage_options or None, split_row_groups="adaptive",
+            blocksize=partition_size, index=False, **spec.options,
+        )
+    except (OSError, ValueError, TypeError) as err:
+        raise InputDataError(f"{spec.path} could not be read as Parquet: {err}") from None
+    # the three normalisations of schema.arrow_dtype; other types stay as Dask reads them
+    fixes = {}
+    for field in layout.schema:
+        if field.name in frame.columns and (
+                pa.types.is_date(field.type) or pa.types.is_decimal(field.type)
+                or field.name in layout.nullable_ints):
+            wanted = layout.dtype(field, spec.decimals)
+            if str(frame[field.name].dtype) != str(wanted):
+                fixes[field.name] = wanted
+    if fixes:
+        frame = frame.astype(fixes)
+    log.info("%s: %d rows in %d file(s), %d partition(s)", spec.path, layout.num_rows,
+             len(layout.files), frame.npartitions)
+    return frame
+
+
+def _csv_blocksize(spec: InputSpec, files: list[str], partition_size: int) -> int | None:
+    compression = spec.compression
+    if compression == "infer":
+        compression = fsspec.utils.infer_compression(files[0])
+    if compression:
+        return None  # compressed files cannot be split: one partition per file
+    sample = csv_sample(spec, nrows=20_000)
+    if sample.empty:
+        return partition_size
+    with fsspec.open(files[0], "rb", **spec.storage_options) as handle:
+        raw = handle.read(4 * 2**20)
+    lines = raw.count(b"\n") or 1
+    bytes_per_row = len(raw) / lines
+    memory_per_row = sample.memory_usage(deep=True).sum() / len(sample)
+    ratio = max(memory_per_row / bytes_per_row, 0.25)
+    return max(int(partition_size / ratio), 2**20)
+
+
+def _csv(spec: InputSpec, columns: list[str] | None, partition_size: int) -> dd.DataFrame:
+    files = expand(spec.path, spec.storage_options)
+    kwargs = {k: v for k, v in (("sep", spec.sep), ("dtype", spec.dtype),
+                                ("parse_dates", spec.parse_dates),
+                                ("na_values", spec.na_values)) if v is not None}
+    if columns is not None:
+        kwargs["usecols"] = columns
+    try:
+        return dd.read_csv(files, blocksize=_csv_blocksize(spec, files, partition_size),
+                           compression=spec.compression, sample=2**20,
+                           storage_options=spec.storage_options or None, **kwargs,
+                           **spec.options)
+    except (OSError, ValueError, TypeError) as err:
+        raise InputDataError(f"{spec.path} could not be read as CSV: {err}") from None
+
+
+def _json(spec: InputSpec, columns: list[str] | None, partition_size: int) -> dd.DataFrame:
+    files = expand(spec.path, spec.storage_options)
+    compression = spec.compression
+    if compression == "infer":
+        compression = fsspec.utils.infer_compression(files[0])
+    try:
+        frame = dd.read_json(files, lines=True, blocksize=None if compression else partition_size,
+                             compression=compression, storage_options=spec.storage_options or {},
+                             **spec.options)
+    except (OSError, ValueError, TypeError) as err:
+        raise InputDataError(f"{spec.path} could not be read as JSON lines: {err}") from None
+    return frame[columns] if columns is not None else frame
+
+
+def read_input(spec: InputSpec, *, columns: list[str] | None = None,
+               filters: list[tuple[str, str, Any]] | None = None,
+               partition_size: int = 100 * 2**20) -> dd.DataFrame:
+    """Read one input lazily.
+
+    Parameters
+    ----------
+    spec : InputSpec
+    columns : list of str, optional
+        Read only these (``spec.columns`` narrows further).
+    filters : list of (column, op, value), optional
+        Parquet only: rows failing any are skipped (row groups by their statistics).
+    partition_size : int
+        Target in-memory bytes per partition.
+
+    Raises
+    ------
+    InputDataError
+        When the input is missing, unreadable or of the wrong format.
+    """
+    if spec.columns is not None:
+        columns = [c for c in spec.columns if columns is None or c in columns]
+    fmt = spec.resolved_format
+    if fmt == "parquet":
+        return _parquet(spec, columns, filters, partition_size)
+    if fmt == "csv":
+        return _csv(spec, columns, partition_size)
+    return _json(spec, columns, partition_size)
