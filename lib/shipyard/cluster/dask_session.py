@@ -3,6 +3,12 @@
 Either a ``LocalCluster`` sized from ``spec.resources`` (started on first use and
 closed with the attempt), or a client of an existing scheduler (``tcp://host:port``:
 the ``dask`` backend, or a local cluster started with ``shipyard cluster up``).
+
+Out of core: each worker's memory limit is ``memory_per_worker``. A worker past
+:data:`WORKER_MEMORY` ``spill`` of it writes data to disk (in ``scratch_dir``, the
+attempt's own scratch space), pauses new work past ``pause`` and is restarted past
+``terminate``; lost results are recomputed. With partitions of about 100 MB (see the
+readers) a job over data several times the cluster's memory streams through it.
 """
 
 from __future__ import annotations
@@ -21,6 +27,15 @@ __all__ = ["DaskSession"]
 
 log = logging.getLogger("shipyard.dask")
 
+#: Fractions of a worker's memory limit (Dask's documented defaults, set explicitly so
+#: the behaviour is stated here and travels to the worker processes).
+WORKER_MEMORY = {
+    "distributed.worker.memory.target": 0.6,      # start spilling to disk
+    "distributed.worker.memory.spill": 0.7,       # spill by process memory
+    "distributed.worker.memory.pause": 0.8,       # stop taking new tasks
+    "distributed.worker.memory.terminate": 0.95,  # restart the worker
+}
+
 
 class DaskSession:
     """A lazily started Dask client for one attempt.
@@ -33,13 +48,16 @@ class DaskSession:
         An existing scheduler to connect to instead of starting a LocalCluster.
     connect_timeout : float
         Seconds to wait for an existing scheduler before giving up.
+    scratch_dir : path, optional
+        Where a LocalCluster's workers spill to disk (default: Dask's temporary dir).
     """
 
     def __init__(self, resources: Resources, address: str | None = None,
-                 connect_timeout: float = 10.0):
+                 connect_timeout: float = 10.0, scratch_dir: str | None = None):
         self.resources = resources
         self.address = address
         self.connect_timeout = connect_timeout
+        self.scratch_dir = scratch_dir
         self._cluster = None
         self._client: Client | None = None
 
@@ -74,12 +92,22 @@ class DaskSession:
         return client
 
     def _start_local(self) -> Client:
+        import dask
         from distributed import Client, LocalCluster
 
         res = self.resources
         worker_resources = {"GPU": res.gpus_per_worker} if res.gpus_per_worker else None
+        dask.config.set(WORKER_MEMORY)
+        # Arrow's own allocator keeps freed memory from the OS; Dask counts it as
+        # unmanaged and restarts workers for it (seen streaming 4 GiB through 600 MiB
+        # workers). The system allocator returns it, trimmed by distributed's
+        # MALLOC_TRIM_THRESHOLD_ setting for the same variable list.
+        environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
+        environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+        dask.config.set({"distributed.nanny.pre-spawn-environ": environ})
         try:
             self._cluster = LocalCluster(
+                local_directory=self.scratch_dir,
                 n_workers=res.workers,
                 threads_per_worker=res.threads_per_worker,
                 memory_limit=res.memory_per_worker or "auto",

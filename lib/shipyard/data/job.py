@@ -1,14 +1,18 @@
 """The ``dataframe`` workload: read, run the steps, write the output, report.
 
 1. read every input's schema and plan what the readers may skip (columns, row groups);
-2. read the main input lazily and run the steps on it (steps needing a whole-dataset
-   statistic compute it on the way);
-3. compute, in one pass, the output (to a staging location), the row count after each
-   step and the input's profile; then commit the output atomically.
+2. profile the main input (its own pass: sharing the output's pass would keep every
+   input partition in memory until both were done with it);
+3. run the steps on the main input, lazily (steps needing a whole-dataset statistic
+   compute it on the way);
+4. compute, in one pass, the output (to a staging location) and the row count after
+   each step; then commit the output atomically.
 
-``result.json`` gets ``outputs``, ``rows`` (read and written), ``steps`` (rows after
-each), ``profile`` (the input's info/describe/missing counts), ``read`` (what was pushed
-down into the readers) and ``notes`` (statistics the steps used).
+``result.json`` gets ``outputs``, ``rows`` (in the input, read after pushed-down
+filters, written), ``steps`` (rows after each), ``profile`` (the input's
+info/describe/missing counts, of the columns read), ``read`` (what was pushed down into
+the readers), ``partitions`` and ``partition_size``, and ``notes`` (statistics the steps
+used).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from shipyard.data.profile import finish_profile, profile_tasks
 from shipyard.data.pushdown import plan_reads
 from shipyard.data.readers import read_input
 from shipyard.data.schema import Schema, parquet_layout, read_schema
+from shipyard.data.sizing import partition_size_for
 from shipyard.data.writers import stage_output
 from shipyard.errors import InputDataError, SpecError
 
@@ -50,7 +55,12 @@ def run(block: s.DataFrameWorkload, ctx: JobContext) -> dict[str, Any]:
     problems = check_workload(block)  # the data may have changed since submission
     if problems:
         raise SpecError("the dataframe job no longer fits its inputs", problems)
-    ctx.client  # start (or connect to) the cluster before the first compute
+    workers = ctx.client.scheduler_info()["workers"].values()
+    partition_size = partition_size_for(
+        block.partition_size, [(w.get("memory_limit"), w.get("nthreads", 1)) for w in workers])
+    if partition_size < block.partition_size:
+        ctx.logger.info("partitions of %d MiB, to fit the workers' memory",
+                        partition_size // 2**20)
     schemas: dict[str, Schema] = {name: read_schema(spec) for name, spec in block.inputs.items()}
     arrow_schemas = {name: parquet_layout(spec).schema for name, spec in block.inputs.items()
                      if spec.resolved_format == "parquet"}
@@ -58,13 +68,19 @@ def run(block: s.DataFrameWorkload, ctx: JobContext) -> dict[str, Any]:
 
     def read(name: str):
         return read_input(block.inputs[name], columns=plan.columns.get(name),
-                          filters=plan.filters.get(name), partition_size=block.partition_size)
+                          filters=plan.filters.get(name), partition_size=partition_size)
 
     env = StepEnv(read=read, estimated_bytes=lambda name: _estimated_bytes(block.inputs[name]))
     total = len(block.steps) + 2
     ctx.progress("read", done=0, total=total)
     frame = read(block.main_name)
     source = frame
+    partitions = frame.npartitions
+    profile = None
+    if block.profile:
+        ctx.progress("profile", done=0, total=total)
+        (profiled,) = dask.compute(profile_tasks(source))
+        profile = finish_profile(source, profiled)
     counts = [frame.shape[0]]
     for index, item in enumerate(block.steps):
         ctx.progress(f"step {index}: {s.step_name(item)}", done=index + 1, total=total)
@@ -77,8 +93,6 @@ def run(block: s.DataFrameWorkload, ctx: JobContext) -> dict[str, Any]:
 
     ctx.progress("compute", done=total - 1, total=total)
     lazy: dict[str, Any] = {"counts": counts}
-    if block.profile:
-        lazy["profile"] = profile_tasks(source)
     staged = None
     if block.output is not None:
         staged = stage_output(frame, block.output, f"{ctx.job_id}-{ctx.attempt}")
@@ -96,16 +110,21 @@ def run(block: s.DataFrameWorkload, ctx: JobContext) -> dict[str, Any]:
         ctx.add_output(staged.path)
 
     rows = [int(n) for n in computed["counts"]]
+    main = block.inputs[block.main_name]
+    # rows in the input itself: Parquet footers know it; pushed-down filters skip rows
+    stored = parquet_layout(main).num_rows if main.resolved_format == "parquet" else rows[0]
     result: dict[str, Any] = {
-        "rows": {"read": rows[0], "output": rows[-1]},
+        "rows": {"input": stored, "read": rows[0], "output": rows[-1]},
         "steps": [{"index": i, "step": s.step_name(item), "rows": rows[i + 1]}
                   for i, item in enumerate(block.steps)],
+        "partitions": partitions,
+        "partition_size": partition_size,
         "read": {name: {"columns": plan.columns.get(name),
                         "filters": [[c, op, str(v)] for c, op, v in plan.filters.get(name, [])]}
                  for name in block.inputs},
         "notes": env.notes,
         "seconds": round(time.time() - started, 3),
     }
-    if block.profile:
-        result["profile"] = finish_profile(source, computed["profile"])
+    if profile is not None:
+        result["profile"] = profile
     return result

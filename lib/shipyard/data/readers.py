@@ -3,7 +3,8 @@
 - **Parquet** (pyarrow): row groups are split or combined so that one large file still
   gives many partitions (``split_row_groups="adaptive"`` with a block size of
   ``partition_size`` uncompressed); only the needed columns are read, and simple
-  conditions of a leading ``query`` become row-group and row filters.
+  conditions of a leading ``query`` become row-group and row filters (except on tables
+  with ``string_view`` columns, which pyarrow cannot filter yet).
 - **CSV**: blocks sized from a sample's in-memory/on-disk ratio; compressed files
   (gzip, bz2, xz, zip, zstd: inferred from the name) are one partition each, since
   they cannot be split.
@@ -21,10 +22,11 @@ from typing import Any
 
 import dask.dataframe as dd
 import fsspec.utils
+import pandas as pd
 import pyarrow as pa
 
 from shipyard.data.files import expand
-from shipyard.data.schema import csv_sample, parquet_layout
+from shipyard.data.schema import ParquetLayout, csv_sample, parquet_layout
 from shipyard.data.spec import InputSpec
 from shipyard.errors import InputDataError
 
@@ -33,9 +35,50 @@ __all__ = ["read_input"]
 log = logging.getLogger("shipyard.data")
 
 
+def _cast_columns(partition: pd.DataFrame, casts: dict[str, Any]) -> pd.DataFrame:
+    """Cast columns in Arrow (dates, decimals: ~100x faster than pandas' astype) or with
+    NumPy (integers holding nulls, which arrive as int64 or float64 per partition)."""
+    out = partition.copy(deep=False)
+    for column, target in casts.items():
+        series = partition[column]
+        if isinstance(target, pa.DataType):
+            arrow = pa.array(series.array) if isinstance(series.dtype, pd.ArrowDtype) else \
+                pa.array(series, from_pandas=True)
+            out[column] = pd.Series(arrow.cast(target).to_pandas(), index=partition.index,
+                                    name=column)
+        else:
+            out[column] = series.astype(target)
+    return out
+
+
+def _casts(layout: ParquetLayout, spec: InputSpec, columns: list[str]) -> dict[str, Any]:
+    """The normalisations of :func:`shipyard.data.schema.arrow_dtype`, as casts."""
+    casts: dict[str, Any] = {}
+    for field in layout.schema:
+        if field.name not in columns:
+            continue
+        if pa.types.is_date(field.type):
+            casts[field.name] = pa.timestamp("ms")
+        elif pa.types.is_decimal(field.type) and spec.decimals == "float64":
+            casts[field.name] = pa.float64()
+        elif field.name in layout.nullable_ints:
+            wanted = layout.dtype(field, spec.decimals)
+            if str(wanted) == "float64":
+                casts[field.name] = wanted
+    return casts
+
+
 def _parquet(spec: InputSpec, columns: list[str] | None, filters: list | None,
              partition_size: int) -> dd.DataFrame:
     layout = parquet_layout(spec)
+    names = columns or [f.name for f in layout.schema if not f.name.startswith("__index_level_")]
+    views = [f.name for f in layout.schema if f.name in names and
+             (pa.types.is_string_view(f.type) or pa.types.is_binary_view(f.type))]
+    if filters and views:
+        # pyarrow cannot yet filter the rows of a table holding view columns; the query
+        # step still filters, only without skipping row groups
+        log.info("%s: filters not pushed down (view-typed columns %s)", spec.path, views)
+        filters = None
     try:
         frame = dd.read_parquet(
             layout.files, columns=columns, filters=filters or None,
@@ -44,17 +87,9 @@ def _parquet(spec: InputSpec, columns: list[str] | None, filters: list | None,
         )
     except (OSError, ValueError, TypeError) as err:
         raise InputDataError(f"{spec.path} could not be read as Parquet: {err}") from None
-    # the three normalisations of schema.arrow_dtype; other types stay as Dask reads them
-    fixes = {}
-    for field in layout.schema:
-        if field.name in frame.columns and (
-                pa.types.is_date(field.type) or pa.types.is_decimal(field.type)
-                or field.name in layout.nullable_ints):
-            wanted = layout.dtype(field, spec.decimals)
-            if str(frame[field.name].dtype) != str(wanted):
-                fixes[field.name] = wanted
-    if fixes:
-        frame = frame.astype(fixes)
+    casts = _casts(layout, spec, list(frame.columns))
+    if casts:
+        frame = frame.map_partitions(_cast_columns, casts, meta=_cast_columns(frame._meta, casts))
     log.info("%s: %d rows in %d file(s), %d partition(s)", spec.path, layout.num_rows,
              len(layout.files), frame.npartitions)
     return frame

@@ -19,6 +19,7 @@ import argparse
 import importlib
 import logging
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -129,7 +130,8 @@ def run_attempt(run_dir: Path, job_id: str, attempt: int, dask_address: str | No
     dask = None
     try:
         spec = load(run_dir / "spec.yaml")
-        dask = DaskSession(spec.spec.resources, address=dask_address)
+        dask = DaskSession(spec.spec.resources, address=dask_address,
+                           scratch_dir=str(run_dir / "dask-scratch"))
         ctx = JobContext(job_id=job_id, attempt=attempt, run_dir=run_dir, spec=spec,
                          dask=dask, on_progress=_store_progress(db, job_id))
         module, func = WORKLOAD_RUNNERS[spec.workload_name].split(":")
@@ -153,6 +155,7 @@ def run_attempt(run_dir: Path, job_id: str, attempt: int, dask_address: str | No
             ctx.flush_progress()
         if dask is not None:
             dask.close()
+        shutil.rmtree(run_dir / "dask-scratch", ignore_errors=True)
     outcome.update(attempt=attempt, started_at=started, finished_at=time.time())
     return outcome
 
