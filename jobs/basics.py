@@ -7,7 +7,8 @@
 
 each computed across the Dask workers, then written out: the normalised table as
 Parquet (one file per partition), the statistics as CSV, the group-by as Parquet.
-``tests/test_demo_job.py`` checks every number against NumPy and pandas.
+The array steps use :mod:`shipyard.data.arrays`; ``tests/test_demo_job.py`` checks
+every number against NumPy and pandas.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import dask
 import dask.array as da
 import dask.dataframe as dd
 import numpy as np
-import pandas as pd
+
+from shipyard.data.arrays import column_statistics, matvec, standardize
 
 
 def make_data(rows: int, columns: int, groups: int, seed: int, chunk_rows: int):
@@ -59,16 +61,14 @@ def main(ctx, rows: int = 1_000_000, columns: int = 8, groups: int = 12, seed: i
                     table.numblocks[0], len(client.scheduler_info()["workers"]))
 
     ctx.progress("statistics", done=0, total=4)
-    mean, std, low, high = dask.compute(table.mean(axis=0), table.std(axis=0),
-                                        table.min(axis=0), table.max(axis=0))
-    stats = pd.DataFrame({"mean": mean, "std": std, "min": low, "max": high}, index=names)
+    stats = column_statistics(table, names)
 
     ctx.progress("normalise", done=1, total=4)
-    normalised = (table - mean) / std
+    normalised = standardize(table, stats)
     check_mean, check_std = dask.compute(normalised.mean(axis=0), normalised.std(axis=0))
 
     ctx.progress("matrix-vector", done=2, total=4)
-    score = normalised @ weights
+    score = matvec(normalised, weights)
 
     ctx.progress("group-by", done=3, total=4)
     frame = dd.from_dask_array(
@@ -86,7 +86,7 @@ def main(ctx, rows: int = 1_000_000, columns: int = 8, groups: int = 12, seed: i
 
     def write(staging: Path) -> None:
         frame.to_parquet(staging / "normalised.parquet", write_index=False)
-        stats.rename_axis("column").to_csv(staging / "column_stats.csv")
+        stats.drop(columns="sum").rename_axis("column").to_csv(staging / "column_stats.csv")
         by_group.reset_index().to_parquet(staging / "by_group.parquet", index=False)
 
     _replace_dir(target, write)
@@ -97,7 +97,7 @@ def main(ctx, rows: int = 1_000_000, columns: int = 8, groups: int = 12, seed: i
         "rows": rows,
         "columns": columns,
         "partitions": int(table.numblocks[0]),
-        "column_stats": stats.round(6).to_dict(orient="index"),
+        "column_stats": stats.drop(columns="sum").round(6).to_dict(orient="index"),
         "normalised": {"max_abs_mean": float(np.abs(check_mean).max()),
                        "max_abs_std_minus_1": float(np.abs(check_std - 1).max())},
         "score_weights": weights.tolist(),
