@@ -137,6 +137,27 @@ def test_real_file_types_are_normalised(typed_parquet):
         "day": "datetime64[ms]", "price": "float64", "qty": "float64"}
 
 
+def test_cast_columns_are_right_in_every_partition(tmp_path):
+    """Regression: cast dates and decimals were right partition by partition but wrong
+    once partitions were combined (a view of freed Arrow memory)."""
+    n = 400_000
+    rng = np.random.default_rng(0)
+    days = rng.integers(0, 3000, n).astype("int32")
+    cents = rng.integers(0, 10**7, n)
+    table = pa.table({"day": pa.array(days, pa.int32()).view(pa.date32()),
+                      "price": pa.array([decimal.Decimal(int(c)).scaleb(-2) for c in cents],
+                                        pa.decimal128(15, 2)),
+                      "id": pa.array(np.arange(n))})
+    path = tmp_path / "many.parquet"
+    pq.write_table(table, path, row_group_size=20_000)
+    frame = read_input(InputSpec(path=str(path)), partition_size=2**20)
+    assert frame.npartitions >= 4
+    got = frame.compute()
+    assert (got["id"].to_numpy() == np.arange(n)).all()
+    assert (got["day"].to_numpy().astype("datetime64[D]").astype("int64") == days).all()
+    np.testing.assert_array_equal(got["price"].to_numpy(), cents / 100)
+
+
 def test_decimals_can_be_kept(typed_parquet):
     got = read_input(InputSpec(path=str(typed_parquet), decimals="keep")).compute()
     assert "decimal" in str(got["price"].dtype)
