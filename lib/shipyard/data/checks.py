@@ -20,7 +20,7 @@ from pandas.api import types as ptypes
 from shipyard.data import spec as s
 from shipyard.data.expressions import ExpressionError, referenced_columns
 from shipyard.data.files import filesystem
-from shipyard.data.schema import Schema, read_schema
+from shipyard.data.schema import Schema, forget_layouts, read_schema
 from shipyard.errors import InputDataError
 from shipyard.suggest import closest
 
@@ -203,6 +203,7 @@ def check_workload(workload: s.DataFrameWorkload) -> list[str]:
     Reads each input's schema (footers, or the first rows); an input that cannot be read
     is a problem of its ``path``.
     """
+    forget_layouts()
     schemas: dict[str, Schema] = {}
     problems: list[str] = []
     for name, spec in workload.inputs.items():

@@ -10,6 +10,8 @@ pandas wrote as nullable ``Int64`` comes back as ``Int64``).
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,7 +26,7 @@ from shipyard.data.spec import InputSpec
 from shipyard.errors import InputDataError
 
 __all__ = ["Schema", "ParquetLayout", "read_schema", "arrow_dtype", "parquet_layout",
-           "csv_sample"]
+           "forget_layouts", "csv_sample"]
 
 #: rows of a CSV / JSON-lines file read to learn its columns and types
 SAMPLE_ROWS = 1000
@@ -118,13 +120,30 @@ def _footer(fs, path: str):
 def parquet_layout(spec: InputSpec) -> ParquetLayout:
     """Read every file's footer (in parallel): schema, row counts, nulls in int columns.
 
+    Cached per path and storage options: checking the spec, planning push-down, reading
+    and reporting all need it, and a dataset of many files has as many footers. The
+    cache lives for one check or one run (:func:`forget_layouts` starts each), so a
+    long-lived process never sees stale files.
+
     Raises
     ------
     InputDataError
         When a file is missing, unreadable or not Parquet (a corrupt footer).
     """
-    files = expand(spec.path, spec.storage_options, suffixes=(".parquet", ".parq", ".pq"))
-    fs, _ = filesystem(files[0], spec.storage_options)
+    return _cached_layout(spec.path, json.dumps(spec.storage_options, sort_keys=True,
+                                                 default=str))
+
+
+def forget_layouts() -> None:
+    """Drop cached footers (called where a check or a run starts)."""
+    _cached_layout.cache_clear()
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_layout(path: str, storage_options: str) -> ParquetLayout:
+    options = json.loads(storage_options)
+    files = expand(path, options, suffixes=(".parquet", ".parq", ".pq"))
+    fs, _ = filesystem(files[0], options)
 
     def footer(path: str):
         try:
