@@ -20,6 +20,7 @@ import pandas as pd
 
 from shipyard.data import spec as s
 from shipyard.data.stats import column_statistics
+from shipyard.errors import InputDataError
 
 __all__ = ["StepEnv", "apply_step", "STEP_FUNCTIONS"]
 
@@ -55,7 +56,10 @@ def _fillna(frame: dd.DataFrame, fills: dict[str, Any], env: StepEnv) -> dd.Data
                  and pd.api.types.is_integer_dtype(frame[c].dtype)}
         if casts:
             frame = frame.astype(casts)
-    return frame.fillna(values)
+    # column by column: Dask rewrites frame.fillna({c: v})[c] into a Series.fillna that
+    # ignores the mapping, so a later step reading column c alone saw it unfilled
+    return frame.assign(**{column: frame[column].fillna(value)
+                           for column, value in values.items()})
 
 
 def _dropna(frame: dd.DataFrame, args: s.DropnaArgs, env: StepEnv) -> dd.DataFrame:
@@ -67,10 +71,19 @@ def _dropna(frame: dd.DataFrame, args: s.DropnaArgs, env: StepEnv) -> dd.DataFra
     return frame.dropna(**kwargs)
 
 
-def _assign(frame: dd.DataFrame, columns: dict[str, str], env: StepEnv) -> dd.DataFrame:
+def _assign_partition(partition: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+    out = partition.copy(deep=False)
     for name, expression in columns.items():
-        frame = frame.assign(**{name: frame.eval(expression)})
-    return frame
+        out[name] = out.eval(expression)
+    return out
+
+
+def _assign(frame: dd.DataFrame, columns: dict[str, str], env: StepEnv) -> dd.DataFrame:
+    # pandas' own eval on each partition: Dask's assign/eval expressions merge columns
+    # with identical expressions and moved a re-assigned column to the end (its
+    # metadata saying otherwise), so later steps could not find it
+    return frame.map_partitions(_assign_partition, columns,
+                                meta=_assign_partition(frame._meta, columns))
 
 
 def _cut(frame: dd.DataFrame, args: s.CutArgs, env: StepEnv) -> dd.DataFrame:
@@ -78,7 +91,15 @@ def _cut(frame: dd.DataFrame, args: s.CutArgs, env: StepEnv) -> dd.DataFrame:
     bins: Any = args.bins
     if isinstance(bins, int):
         # pandas spreads integer bins over the data's range: only min and max matter
-        low, high = dask.compute(column.min(), column.max())
+        low, high, rows = dask.compute(column.min(), column.max(), column.size)
+        if rows == 0:
+            raise InputDataError(f"cut: no rows are left at this step, and {bins} bins "
+                                 f"over an empty column {args.column!r} are undefined")
+        if pd.isna(low):  # only missing values: pandas gives nothing to bin, or refuses
+            if args.labels is False:
+                return frame.assign(**{args.into or args.column: column * np.nan})
+            raise InputDataError(f"cut: column {args.column!r} has no values, so {bins} "
+                                 "bins over its range are undefined; give the bin edges")
         _, bins = pd.cut(pd.Series([low, high], dtype="float64"), bins, retbins=True,
                          right=args.right, include_lowest=args.include_lowest)
         env.notes.append(f"cut {args.column}: edges {list(bins)}")
@@ -90,7 +111,16 @@ def _cut(frame: dd.DataFrame, args: s.CutArgs, env: StepEnv) -> dd.DataFrame:
 
 
 def _astype(frame: dd.DataFrame, casts: dict[str, str], env: StepEnv) -> dd.DataFrame:
-    return frame.astype(casts)
+    to_category = [c for c, dtype in casts.items() if dtype == "category"]
+    others = {c: dtype for c, dtype in casts.items() if c not in to_category}
+    if others:
+        frame = frame.astype(others)
+    if to_category:
+        # pandas takes the categories from all the values, sorted; Dask would leave them
+        # unknown, so a later filter or sort would see only what is left in a partition
+        categories = _categories(frame, to_category)
+        frame = frame.astype({c: pd.CategoricalDtype(v) for c, v in categories.items()})
+    return frame
 
 
 def _rename(frame: dd.DataFrame, names: dict[str, str], env: StepEnv) -> dd.DataFrame:
@@ -105,9 +135,54 @@ def _drop(frame: dd.DataFrame, columns: list[str], env: StepEnv) -> dd.DataFrame
     return frame.drop(columns=list(columns))
 
 
+ROW = "__shipyard_row__"
+
+
+def _tag_rows(partition: pd.DataFrame, partition_info: dict | None = None) -> pd.DataFrame:
+    """Number each row by where it is in the whole frame: partition, then position."""
+    number = (partition_info or {}).get("number", 0)
+    return partition.assign(**{ROW: (number << 40) + np.arange(len(partition), dtype="int64")})
+
+
+def _dedupe(partition: pd.DataFrame, subset: list[str], keep: Any) -> pd.DataFrame:
+    ordered = partition.sort_values(ROW, kind="stable")
+    return ordered.drop_duplicates(subset=subset, keep=keep)
+
+
 def _drop_duplicates(frame: dd.DataFrame, args: s.DropDuplicatesArgs,
                      env: StepEnv) -> dd.DataFrame:
-    return frame.drop_duplicates(subset=args.subset, keep=args.keep)
+    # Rows are tagged with their original position, shuffled so that all copies of a
+    # row meet in one partition, deduplicated there in original order, and put back in
+    # original order: "first" and "last" mean what they mean in pandas, for this step
+    # and for later ones (Dask's own version loses the order in its shuffle, and has no
+    # keep=False).
+    subset = list(args.subset or frame.columns)
+    tagged = frame.map_partitions(_tag_rows, meta=frame._meta.assign(**{ROW: np.int64(0)}))
+    kept = tagged.shuffle(on=subset).map_partitions(_dedupe, subset, args.keep,
+                                                    meta=tagged._meta)
+    # back in order, each row in its original partition: the tags' ranges are known, so
+    # no pass over the data is needed to find the partition boundaries
+    count = frame.npartitions
+    divisions = [number << 40 for number in range(count)] + [(count << 40) - 1]
+    return kept.set_index(ROW, divisions=divisions).reset_index(drop=True)
+
+
+def _align_keys(left: dd.DataFrame, right: dd.DataFrame, left_keys: list[str],
+                right_keys: list[str]) -> tuple[dd.DataFrame, dd.DataFrame]:
+    """Join keys compare by value in pandas even when one side is categorical; Dask's
+    shuffle join needs one dtype, so a categorical key takes the other side's."""
+    for left_key, right_key in zip(left_keys, right_keys):
+        left_type, right_type = left[left_key].dtype, right[right_key].dtype
+        left_cat = isinstance(left_type, pd.CategoricalDtype)
+        right_cat = isinstance(right_type, pd.CategoricalDtype)
+        if left_cat and not right_cat:
+            left = left.assign(**{left_key: left[left_key].astype(right_type)})
+        elif right_cat and not left_cat:
+            right = right.assign(**{right_key: right[right_key].astype(left_type)})
+        elif left_cat and right_cat and left_type != right_type:
+            left = left.assign(**{left_key: left[left_key].astype(object)})
+            right = right.assign(**{right_key: right[right_key].astype(object)})
+    return left, right
 
 
 def _merge(frame: dd.DataFrame, args: s.MergeArgs, env: StepEnv) -> dd.DataFrame:
@@ -119,6 +194,8 @@ def _merge(frame: dd.DataFrame, args: s.MergeArgs, env: StepEnv) -> dd.DataFrame
         # left joins can be done that way
         broadcast = args.how in ("inner", "left") and size is not None and \
             size <= env.broadcast_limit
+    frame, right = _align_keys(frame, right, list(args.on or args.left_on),
+                               list(args.on or args.right_on))
     options = {"how": args.how, "on": args.on, "left_on": args.left_on,
                "right_on": args.right_on, "suffixes": tuple(args.suffixes)}
     if broadcast and args.how in ("inner", "left"):
@@ -141,7 +218,10 @@ def _categories(frame: dd.DataFrame, columns: list[str]) -> dict[str, list]:
             unknown[column] = frame[column].dropna().drop_duplicates()
     if unknown:
         for column, values in zip(unknown, dask.compute(*unknown.values())):
-            known[column] = sorted(values.tolist())
+            try:
+                known[column] = sorted(values.tolist())
+            except TypeError:  # mixed types: pandas keeps the order they appear in
+                known[column] = values.tolist()
     return known
 
 
@@ -153,23 +233,83 @@ def _get_dummies(frame: dd.DataFrame, args: s.GetDummiesArgs, env: StepEnv) -> d
                           drop_first=args.drop_first, dtype=args.dtype)
 
 
-def _scale(frame: dd.DataFrame, args: s.ScaleArgs, env: StepEnv) -> dd.DataFrame:
-    from dask_ml.preprocessing import MinMaxScaler, StandardScaler
+_EPSILON = np.finfo(np.float64).eps
 
+
+def _scale(frame: dd.DataFrame, args: s.ScaleArgs, env: StepEnv) -> dd.DataFrame:
     columns = list(args.columns)
-    scaler = StandardScaler() if args.method == "standard" else MinMaxScaler()
-    scaled = scaler.fit_transform(frame[columns].astype("float64"))
-    if args.method == "standard":
-        env.notes.append(f"scale: mean {dict(zip(columns, np.asarray(scaler.mean_).tolist()))}")
-    return frame.assign(**{c: scaled[c] for c in columns})
+    data = frame[columns].astype("float64")
+    largest = data.abs().max().compute()
+    infinite = [c for c in columns if np.isinf(largest[c])]
+    if infinite:
+        raise InputDataError(f"scale: column(s) {', '.join(map(repr, infinite))} hold "
+                             "infinite values, which cannot be scaled (scikit-learn refuses "
+                             "them too); replace them first, e.g. with fillna or query")
+    if args.method == "minmax":
+        from dask_ml.preprocessing import MinMaxScaler
+
+        scaled = MinMaxScaler().fit_transform(data)
+        return frame.assign(**{c: scaled[c] for c in columns})
+    # Standard scaling as scikit-learn's StandardScaler: the variance in two passes
+    # (dask-ml's one-pass E[x^2] - E[x]^2 cancels for near-constant columns), and
+    # scikit-learn's rule for which columns count as constant (their scale is 1).
+    means, counts = dask.compute(data.mean(), data.count())
+    mean = {c: float(means[c]) for c in columns}
+    variances = dask.compute(*[((data[c] - mean[c]) ** 2).mean() for c in columns])
+    scale = {}
+    for column, variance in zip(columns, variances):
+        n, m = float(counts[column]), mean[column]
+        constant = variance <= n * _EPSILON * variance + (n * m * _EPSILON) ** 2
+        scale[column] = 1.0 if constant or np.isnan(variance) else float(np.sqrt(variance))
+    env.notes.append(f"scale: mean {mean}, std {scale}")
+    return frame.assign(**{c: (data[c] - mean[c]) / scale[c] for c in columns})
+
+
+#: aggregations Dask reduces exactly in a tree; the others are computed by pandas on whole
+#: groups (after a shuffle on the keys): Dask's variance cancels, and it has no nunique
+REDUCIBLE = frozenset({"sum", "mean", "count", "min", "max", "size", "first", "last"})
+
+
+def _flatten(result: pd.DataFrame) -> pd.DataFrame:
+    result.columns = [f"{column}_{function}" for column, function in result.columns]
+    return result
+
+
+def _whole_groups(partition: pd.DataFrame, by: list[str], agg: dict[str, list[str]],
+                  dropna: bool) -> pd.DataFrame:
+    grouped = partition.groupby(by, dropna=dropna, observed=True, sort=True)
+    return _flatten(grouped.agg(agg))
 
 
 def _groupby(frame: dd.DataFrame, args: s.GroupbyArgs, env: StepEnv) -> dd.DataFrame:
     by = list(args.by)
-    grouped = frame.groupby(by, dropna=args.dropna, observed=True, sort=True)
-    result = grouped.agg({c: list(f) for c, f in args.agg.items()})
-    result.columns = [f"{column}_{function}" for column, function in result.columns]
-    return result.reset_index()
+    tree = {c: [f for f in fs if f in REDUCIBLE] for c, fs in args.agg.items()}
+    whole = {c: [f for f in fs if f not in REDUCIBLE] for c, fs in args.agg.items()}
+    tree = {c: fs for c, fs in tree.items() if fs}
+    whole = {c: fs for c, fs in whole.items() if fs}
+    parts = []
+    if tree:
+        grouped = frame.groupby(by, dropna=args.dropna, observed=True, sort=True)
+        reduced = grouped.agg(tree)
+        reduced.columns = [f"{column}_{function}" for column, function in reduced.columns]
+        parts.append(reduced)
+    if whole:
+        columns = by + [c for c in whole if c not in by]
+        meta = _whole_groups(frame._meta[columns], by, whole, args.dropna)
+        parts.append(frame[columns].shuffle(on=by).map_partitions(
+            _whole_groups, by, whole, args.dropna, meta=meta))
+        env.notes.append(f"groupby {sorted({f for fs in whole.values() for f in fs})}: "
+                         "whole groups after a shuffle on the keys")
+    parts = [part.reset_index() for part in parts]
+    result = parts[0]
+    if len(parts) == 2:
+        result = result.merge(parts[1], on=by, how="outer")
+    order = [f"{column}_{function}" for column, functions in args.agg.items()
+             for function in functions]
+    result = result[by + order]
+    if whole:  # pandas sorts by the keys; the shuffled part is in no particular order
+        result = result.sort_values(by, na_position="last")
+    return result
 
 
 def _sort_values(frame: dd.DataFrame, args: s.SortValuesArgs, env: StepEnv) -> dd.DataFrame:

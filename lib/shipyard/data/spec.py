@@ -209,7 +209,8 @@ class AssignStep(_Model):
 
 class CutArgs(_Model):
     column: str
-    bins: Annotated[int, Field(ge=1)] | Annotated[list[float], Field(min_length=2)]
+    # integer edges stay integers: pandas labels their intervals (0, 30], not (0.0, 30.0]
+    bins: Annotated[int, Field(ge=1)] | Annotated[list[int | float], Field(min_length=2)]
     labels: list[str] | Literal[False] | None = None
     into: str | None = None
     right: bool = True
@@ -331,7 +332,8 @@ class ScaleArgs(_Model):
 
 
 class ScaleStep(_Model):
-    """Scale numeric columns with dask-ml (standard: zero mean, unit variance; minmax: 0..1)."""
+    """Scale numeric columns as scikit-learn's scalers do (standard: zero mean, unit
+    variance; minmax: 0..1, with dask-ml)."""
 
     scale: ScaleArgs
 

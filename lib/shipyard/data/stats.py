@@ -63,12 +63,16 @@ def exact_quantile(series: dd.Series, q: float = 0.5) -> float:
 
 
 def mode(series: dd.Series) -> Any:
-    """The most frequent non-null value; the smallest of them on ties (pandas' mode()[0])."""
+    """The most frequent non-null value; on ties the first in pandas' order - the
+    categories' order for a categorical, else the smallest (pandas' ``mode()[0]``)."""
     counts = series.dropna().value_counts().compute()
+    counts = counts[counts > 0]  # a categorical's value_counts lists absent categories too
     if counts.empty:
         return None
-    top = counts[counts == counts.max()]
-    return sorted(top.index)[0]
+    top = set(counts[counts == counts.max()].index)
+    if isinstance(counts.index.dtype, pd.CategoricalDtype):
+        return next(c for c in counts.index.dtype.categories if c in top)
+    return sorted(top)[0]
 
 
 def column_statistics(frame: dd.DataFrame, wanted: dict[str, str]) -> dict[str, Any]:
