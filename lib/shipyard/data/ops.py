@@ -239,7 +239,8 @@ _EPSILON = np.finfo(np.float64).eps
 def _scale(frame: dd.DataFrame, args: s.ScaleArgs, env: StepEnv) -> dd.DataFrame:
     columns = list(args.columns)
     data = frame[columns].astype("float64")
-    largest = data.abs().max().compute()
+    # one pass for what both methods need to know first
+    largest, means, counts = dask.compute(data.abs().max(), data.mean(), data.count())
     infinite = [c for c in columns if np.isinf(largest[c])]
     if infinite:
         raise InputDataError(f"scale: column(s) {', '.join(map(repr, infinite))} hold "
@@ -253,7 +254,6 @@ def _scale(frame: dd.DataFrame, args: s.ScaleArgs, env: StepEnv) -> dd.DataFrame
     # Standard scaling as scikit-learn's StandardScaler: the variance in two passes
     # (dask-ml's one-pass E[x^2] - E[x]^2 cancels for near-constant columns), and
     # scikit-learn's rule for which columns count as constant (their scale is 1).
-    means, counts = dask.compute(data.mean(), data.count())
     mean = {c: float(means[c]) for c in columns}
     variances = dask.compute(*[((data[c] - mean[c]) ** 2).mean() for c in columns])
     scale = {}
