@@ -89,6 +89,25 @@ def test_one_large_parquet_file_gives_many_partitions(tmp_path):
     same(frame.compute(), pd.read_parquet(path))
 
 
+def test_row_groups_bigger_than_the_partitions_are_reported(tmp_path, caplog):
+    path = tmp_path / "coarse.parquet"
+    numbers = pd.DataFrame({"a": np.arange(400_000, dtype="float64"),
+                            "b": np.arange(400_000, dtype="float64")})
+    pq.write_table(pa.Table.from_pandas(numbers, preserve_index=False), path,
+                   row_group_size=200_000)  # 1.5 MiB per column and row group
+    with caplog.at_level("WARNING", logger="shipyard.data"):
+        read_input(InputSpec(path=str(path)), partition_size=8 * 2**20)
+    assert not caplog.records
+    with caplog.at_level("WARNING", logger="shipyard.data"):
+        frame = read_input(InputSpec(path=str(path)), partition_size=2 * 2**20)
+    assert "row groups of up to 3 MiB" in caplog.text and "coarse.parquet" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="shipyard.data"):
+        read_input(InputSpec(path=str(path)), columns=["a"], partition_size=2 * 2**20)
+    assert not caplog.records  # one column's chunks fit
+    assert frame.npartitions == 2
+
+
 def test_directories_of_parquet_files(tmp_path, frame):
     (tmp_path / "ds").mkdir()
     for i, part in enumerate(chunks(frame, 4)):

@@ -124,6 +124,13 @@ def _parquet(spec: InputSpec, columns: list[str] | None, filters: list | None,
         )
     except (OSError, ValueError, TypeError) as err:
         raise InputDataError(f"{spec.path} could not be read as Parquet: {err}") from None
+    smallest_piece = layout.largest_row_group(list(frame.columns))
+    if smallest_piece > partition_size:
+        # a row group is read whole: partitions cannot be smaller than the largest one
+        log.warning("%s: row groups of up to %d MiB (of the columns read) exceed the %d MiB "
+                    "partitions the workers' memory allows; give workers more memory or "
+                    "rewrite the file with smaller row groups", spec.path,
+                    smallest_piece // 2**20, partition_size // 2**20)
     casts = _casts(layout, spec, list(frame.columns))
     if casts:
         frame = frame.map_partitions(_cast_columns, casts, meta=_cast_columns(frame._meta, casts))

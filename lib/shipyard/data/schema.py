@@ -66,6 +66,14 @@ class ParquetLayout:
     nullable_ints: set[str] = field(default_factory=set)
     num_rows: int = 0
     uncompressed_bytes: int = 0
+    #: per column, its largest chunk in any row group (bytes, uncompressed)
+    largest_chunks: dict[str, int] = field(default_factory=dict)
+
+    def largest_row_group(self, columns: list[str] | None = None) -> int:
+        """About the most bytes one row group of ``columns`` (default: all) holds: the
+        smallest piece a Parquet reader can make a partition of."""
+        names = self.largest_chunks if columns is None else columns
+        return sum(self.largest_chunks.get(name, 0) for name in names)
 
     def pandas_type(self, column: str) -> str | None:
         """The dtype pandas recorded for ``column`` when it wrote the file, if it did."""
@@ -158,12 +166,16 @@ def _cached_layout(path: str, storage_options: str) -> ParquetLayout:
     int_columns = {f.name: i for i, f in enumerate(schema) if pa.types.is_integer(f.type)}
     nullable: set[str] = set()
     rows = size = 0
+    largest: dict[str, int] = {}
     for meta in footers:
         rows += meta.num_rows
         names = [meta.schema.column(i).name for i in range(meta.num_columns)]
         for g in range(meta.num_row_groups):
             group = meta.row_group(g)
             size += group.total_byte_size
+            for i, name in enumerate(names):
+                chunk = group.column(i).total_uncompressed_size
+                largest[name] = max(largest.get(name, 0), chunk)
             for name in int_columns:
                 if name in nullable or name not in names:
                     continue
@@ -171,7 +183,7 @@ def _cached_layout(path: str, storage_options: str) -> ParquetLayout:
                 # no statistics: nulls cannot be ruled out
                 if stats is None or not stats.has_null_count or stats.null_count > 0:
                     nullable.add(name)
-    return ParquetLayout(files, schema, nullable, rows, size)
+    return ParquetLayout(files, schema, nullable, rows, size, largest)
 
 
 def csv_sample(spec: InputSpec, nrows: int = SAMPLE_ROWS) -> pd.DataFrame:
