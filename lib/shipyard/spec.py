@@ -44,6 +44,7 @@ from pydantic import (
 )
 
 from shipyard.data.spec import DataFrameWorkload
+from shipyard.ml.spec import SklearnWorkload
 from shipyard.entrypoints import check_call, parse_reference, resolve_callable
 from shipyard.errors import SpecError
 from shipyard.overrides import apply_overrides
@@ -65,12 +66,13 @@ __all__ = [
 API_VERSION = "shipyard/v1"
 
 #: The workload blocks a job may carry, exactly one at a time.
-WORKLOADS: tuple[str, ...] = ("dataframe", "python")
+WORKLOADS: tuple[str, ...] = ("dataframe", "sklearn", "python")
 
 #: Checks that need more than the spec itself (reading input schemas), per workload:
 #: "module:function" taking the block and returning problem lines.
 WORKLOAD_CHECKS = {
     "dataframe": "shipyard.data.checks:check_workload",
+    "sklearn": "shipyard.ml.checks:check_workload",
 }
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -203,6 +205,7 @@ class JobBody(_Model):
     retries: Count = Field(0, ge=0)
     timeout: Duration | None = None
     dataframe: DataFrameWorkload | None = None
+    sklearn: SklearnWorkload | None = None
     python: PythonWorkload | None = None
 
     @model_validator(mode="after")

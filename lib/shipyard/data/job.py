@@ -27,7 +27,7 @@ from shipyard.data.checks import check_workload
 from shipyard.data.ops import StepEnv, apply_step
 from shipyard.data.profile import finish_profile, profile_tasks
 from shipyard.data.pushdown import plan_reads
-from shipyard.data.readers import read_input
+from shipyard.data.readers import estimated_bytes, read_input
 from shipyard.data.schema import Schema, parquet_layout, read_schema
 from shipyard.data.sizing import partition_size_for
 from shipyard.data.writers import stage_output
@@ -37,16 +37,6 @@ if TYPE_CHECKING:
     from shipyard.context import JobContext
 
 __all__ = ["run"]
-
-
-def _estimated_bytes(spec: s.InputSpec) -> int | None:
-    """An input's size: uncompressed Parquet bytes, or the files' sizes."""
-    if spec.resolved_format == "parquet":
-        return parquet_layout(spec).uncompressed_bytes
-    from shipyard.data.files import expand, filesystem
-
-    fs, _ = filesystem(spec.path, spec.storage_options)
-    return sum(fs.size(path) or 0 for path in expand(spec.path, spec.storage_options))
 
 
 def run(block: s.DataFrameWorkload, ctx: JobContext) -> dict[str, Any]:
@@ -70,7 +60,7 @@ def run(block: s.DataFrameWorkload, ctx: JobContext) -> dict[str, Any]:
         return read_input(block.inputs[name], columns=plan.columns.get(name),
                           filters=plan.filters.get(name), partition_size=partition_size)
 
-    env = StepEnv(read=read, estimated_bytes=lambda name: _estimated_bytes(block.inputs[name]))
+    env = StepEnv(read=read, estimated_bytes=lambda name: estimated_bytes(block.inputs[name]))
     total = len(block.steps) + 2
     ctx.progress("read", done=0, total=total)
     frame = read(block.main_name)

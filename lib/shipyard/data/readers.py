@@ -26,12 +26,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from shipyard.data.files import expand
+from shipyard.data.files import expand, filesystem
 from shipyard.data.schema import ParquetLayout, csv_sample, parquet_layout
 from shipyard.data.spec import InputSpec
 from shipyard.errors import InputDataError
 
-__all__ = ["read_input", "decimal_to_float64"]
+__all__ = ["read_input", "estimated_bytes", "decimal_to_float64"]
 
 log = logging.getLogger("shipyard.data")
 
@@ -185,6 +185,14 @@ def _json(spec: InputSpec, columns: list[str] | None, partition_size: int) -> dd
     except (OSError, ValueError, TypeError) as err:
         raise InputDataError(f"{spec.path} could not be read as JSON lines: {err}") from None
     return frame[columns] if columns is not None else frame
+
+
+def estimated_bytes(spec: InputSpec) -> int:
+    """An input's size: uncompressed Parquet bytes (from the footers), or the files' sizes."""
+    if spec.resolved_format == "parquet":
+        return parquet_layout(spec).uncompressed_bytes
+    fs, _ = filesystem(spec.path, spec.storage_options)
+    return sum(fs.size(path) or 0 for path in expand(spec.path, spec.storage_options))
 
 
 def read_input(spec: InputSpec, *, columns: list[str] | None = None,

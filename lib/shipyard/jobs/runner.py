@@ -40,6 +40,7 @@ log = logging.getLogger("shipyard.runner")
 #: Which function runs each workload block, imported only when a job needs it.
 WORKLOAD_RUNNERS = {
     "dataframe": "shipyard.data.job:run",
+    "sklearn": "shipyard.ml.job:run",
     "python": "shipyard.python_job:run",
 }
 
