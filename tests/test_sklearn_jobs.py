@@ -266,3 +266,44 @@ def test_bad_data_exits_2_with_a_readable_message(data, tmp_path):
     # imputed, the same holes are fine
     ok = {"input": {"path": "holes.parquet"}, "target": "diagnosis", "models": [LOGREG]}
     assert cli("run", sklearn_spec(tmp_path, ok), timeout=300).returncode == 0
+
+
+def test_data_over_max_in_memory_trains_on_the_partitions(home, tmp_path):
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=60_000, n_features=8, n_informative=5,
+                               random_state=0)
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(8)]).assign(label=y)
+    frame.loc[::50, "f0"] = np.nan
+    frame.to_parquet(tmp_path / "big.parquet", row_group_size=5_000)
+    block = {"input": {"path": "big.parquet"}, "target": "label", "max_in_memory": "1MiB",
+             "preprocess": {"impute": "mean"},
+             "models": [{"name": "sgd", "estimator": "sklearn.linear_model.SGDClassifier",
+                         "params": {"loss": "log_loss", "random_state": 0},
+                         "grid": {"alpha": [0.0001, 0.01]}},
+                        {"name": "dlogreg",
+                         "estimator": "dask_ml.linear_model.LogisticRegression"}],
+             "batch_predict": {"input": {"path": "big.parquet"},
+                               "output": {"path": "out/big-scored.parquet"}}}
+    status = shipyard_json("run", sklearn_spec(tmp_path, block), timeout=300)
+    assert status["state"] == "SUCCEEDED", status
+    result = status["result"]
+    assert result["mode"] == "distributed" and any("dask-ml" in n for n in result["notes"])
+    assert result["rows"]["train"] + result["rows"]["test"] == 60_000
+    assert 0.15 < result["rows"]["test"] / 60_000 < 0.25
+    sgd = result["models"]["sgd"]
+    assert [r["params"] for r in sgd["search"]["results"]] == [{"alpha": 0.0001},
+                                                                {"alpha": 0.01}]
+    for model in result["models"].values():
+        assert model["test_metrics"]["accuracy"] > 0.75
+        assert "roc_auc" in model["test_metrics"]
+    scored = pd.read_parquet(tmp_path / "out" / "big-scored.parquet")
+    saved = joblib.load(result["artifacts"]["model"])
+    assert scored["prediction"].tolist() == saved.predict(frame.drop(columns="label")).tolist()
+
+    # an estimator that cannot learn block by block is refused, exit 2
+    block["models"] = [{"name": "forest",
+                        "estimator": "sklearn.ensemble.RandomForestClassifier"}]
+    block.pop("batch_predict")
+    proc = cli("run", sklearn_spec(tmp_path, block, "refused"), timeout=300)
+    assert proc.returncode == 2 and "cannot learn from it block by block" in proc.stderr

@@ -71,6 +71,9 @@ def task_of(cls: type) -> str | None:
         return "regression"
     if isinstance(probe, ClusterMixin):
         return "clustering"
+    # dask-ml's linear models declare no scikit-learn tags; their names say it
+    if cls.__module__.startswith("dask_ml.linear_model"):
+        return "classification" if hasattr(cls, "predict_proba") else "regression"
     return None
 
 

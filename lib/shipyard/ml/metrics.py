@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["classification_metrics", "regression_metrics", "silhouette"]
+__all__ = ["classification_metrics", "classification_metrics_of", "regression_metrics",
+           "regression_metrics_of", "silhouette"]
 
 
 def _scores_for_auc(model: Any, X: Any, labels: list) -> np.ndarray | None:
@@ -29,10 +30,18 @@ def _scores_for_auc(model: Any, X: Any, labels: list) -> np.ndarray | None:
 
 def classification_metrics(model: Any, X: Any, y: Any) -> dict[str, Any]:
     """Metrics of a fitted classifier (or pipeline) on ``X, y``."""
+    labels = list(model.classes_)
+    return classification_metrics_of(y, model.predict(X), _scores_for_auc(model, X, labels),
+                                      labels)
+
+
+def classification_metrics_of(y: Any, predicted: Any, scores: np.ndarray | None,
+                              classes: list) -> dict[str, Any]:
+    """The same metrics from the true labels, the predictions and, for ROC AUC, the class
+    probabilities (or a binary decision function), all in memory."""
     from sklearn import metrics as m
 
-    predicted = model.predict(X)
-    labels = [_plain(v) for v in model.classes_]
+    labels = [_plain(v) for v in classes]
     binary = len(labels) == 2
     average = "binary" if binary else "macro"
     extra = {"pos_label": labels[1]} if binary else {}
@@ -45,28 +54,30 @@ def classification_metrics(model: Any, X: Any, y: Any) -> dict[str, Any]:
         "f1": float(m.f1_score(y, predicted, average=average, zero_division=0, **extra)),
         "average": average if not binary else f"binary (positive class {labels[1]!r})",
     }
-    scores = _scores_for_auc(model, X, labels)
     if scores is not None and len(np.unique(y)) == len(labels):
         if binary:
             positive = scores[:, 1] if scores.ndim == 2 else scores
             result["roc_auc"] = float(m.roc_auc_score(y, positive))
         elif scores.ndim == 2:
             result["roc_auc"] = float(m.roc_auc_score(y, scores, multi_class="ovr",
-                                                      labels=model.classes_))
+                                                      labels=classes))
     result["labels"] = labels
-    result["confusion_matrix"] = m.confusion_matrix(y, predicted,
-                                                    labels=model.classes_).tolist()
-    report = m.classification_report(y, predicted, labels=model.classes_,
-                                      output_dict=True, zero_division=0)
+    result["confusion_matrix"] = m.confusion_matrix(y, predicted, labels=classes).tolist()
+    report = m.classification_report(y, predicted, labels=classes, output_dict=True,
+                                      zero_division=0)
     result["classification_report"] = {str(k): _floats(v) for k, v in report.items()}
     return result
 
 
 def regression_metrics(model: Any, X: Any, y: Any) -> dict[str, float]:
     """MAE, RMSE and R2 of a fitted regressor (or pipeline) on ``X, y``."""
+    return regression_metrics_of(y, model.predict(X))
+
+
+def regression_metrics_of(y: Any, predicted: Any) -> dict[str, float]:
+    """MAE, RMSE and R2 from the true values and the predictions, in memory."""
     from sklearn import metrics as m
 
-    predicted = model.predict(X)
     return {"mae": float(m.mean_absolute_error(y, predicted)),
             "rmse": float(np.sqrt(m.mean_squared_error(y, predicted))),
             "r2": float(m.r2_score(y, predicted))}
