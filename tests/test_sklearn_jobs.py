@@ -307,3 +307,13 @@ def test_data_over_max_in_memory_trains_on_the_partitions(home, tmp_path):
     block.pop("batch_predict")
     proc = cli("run", sklearn_spec(tmp_path, block, "refused"), timeout=300)
     assert proc.returncode == 2 and "cannot learn from it block by block" in proc.stderr
+
+
+@pytest.mark.parametrize("name", ["breast-cancer-grid", "wine-random", "digits-halving",
+                                  "diabetes-regression", "wine-clustering"])
+def test_the_example_jobs_validate_against_the_shipped_datasets(home, tmp_path, name):
+    from helpers import ROOT
+
+    write_datasets(directory=str(tmp_path / "data" / "sklearn"))
+    spec = shipyard.load(ROOT / "jobs" / f"{name}.yaml")
+    assert spec.workload_name == "sklearn"
