@@ -31,6 +31,8 @@ $(BENCH_STAMP): $(STAMP)
 bench: $(BENCH_STAMP)
 	$(BIN)/python tests/bench/bench_job_overhead.py
 	$(BIN)/python tests/bench/bench_list.py
+	$(BIN)/python tests/bench/bench_search.py
+	$(BIN)/python tests/bench/bench_halving.py
 
 clean:
 	rm -rf $(VENV) out

@@ -158,3 +158,30 @@ def test_column_kinds_split_numbers_from_labels():
     frame = dataset_frame("breast_cancer").assign(city=["a", "b"] * 284 + ["a"])
     numeric, categorical = column_kinds(frame.drop(columns="diagnosis"))
     assert categorical == ["city"] and len(numeric) == 30
+
+
+def _where_and_nested_backend():
+    import joblib
+    from distributed import get_worker
+
+    backend, _ = joblib.parallel.get_active_backend()
+    return get_worker().address, type(backend).__name__
+
+
+def test_the_halving_backend_runs_on_workers_and_nests_sequentially(client):
+    """Each pipeline's ColumnTransformer calls joblib inside every fit; on joblib's plain
+    Dask backend each such call became Dask tasks of its own (halving 7x slower)."""
+    import joblib
+
+    from shipyard.ml.search import _flat_dask_backend
+
+    workers = set(client.scheduler_info()["workers"])
+    with joblib.parallel_backend(_flat_dask_backend()):
+        seen = joblib.Parallel(n_jobs=-1)(joblib.delayed(_where_and_nested_backend)()
+                                          for _ in range(8))
+    assert {address for address, _ in seen} <= workers
+    assert {name for _, name in seen} == {"SequentialBackend"}
+    with joblib.parallel_backend("dask"):
+        plain = joblib.Parallel(n_jobs=-1)(joblib.delayed(_where_and_nested_backend)()
+                                           for _ in range(4))
+    assert {name for _, name in plain} == {"DaskDistributedBackend"}

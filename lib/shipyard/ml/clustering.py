@@ -21,7 +21,7 @@ from shipyard.ml.data import TrainingData
 from shipyard.ml.estimators import search_space
 from shipyard.ml.metrics import silhouette
 from shipyard.ml.pipeline import build_pipeline
-from shipyard.ml.search import PREFIX
+from shipyard.ml.search import PREFIX, plain_params
 from shipyard.ml.spec import SklearnWorkload
 
 if TYPE_CHECKING:
@@ -80,10 +80,10 @@ def run_clustering(block: SklearnWorkload, ctx: JobContext, data: TrainingData,
         fitted[name] = top["model"]
         models[name] = {
             "estimator": next(m.estimator for m in block.models if m.name == name),
-            "best_params": _plain(top["params"]), "silhouette": top["silhouette"],
+            "best_params": plain_params(top["params"]), "silhouette": top["silhouette"],
             "clusters": top["clusters"], "noise": top["noise"],
             "search": {"method": "each candidate a Dask task", "candidates": len(tried),
-                       "results": [{k: (_plain(v) if k == "params" else v)
+                       "results": [{k: (plain_params(v) if k == "params" else v)
                                     for k, v in t.items() if k != "model"} for t in tried]},
         }
         ctx.logger.info("%s: best %s, silhouette %s, %d clusters", name,
@@ -103,6 +103,3 @@ def run_clustering(block: SklearnWorkload, ctx: JobContext, data: TrainingData,
             "best_model": best, "comparisons": [], "artifacts": artifacts,
             "seconds": round(time.time() - started, 3)}
 
-
-def _plain(params: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in params.items()}

@@ -30,7 +30,7 @@ from shipyard.ml.artifacts import save_model
 from shipyard.ml.clustering import candidates
 from shipyard.ml.estimators import resolve_estimator
 from shipyard.ml.predict import batch_predict
-from shipyard.ml.search import default_scoring
+from shipyard.ml.search import default_scoring, plain_params
 from shipyard.ml.spec import ModelSpec, SklearnWorkload
 
 if TYPE_CHECKING:
@@ -191,12 +191,12 @@ def run_distributed(block: SklearnWorkload, ctx: JobContext, task: str,
                 estimator = _fit(model, params, X_fit, y_fit, classes, scoring,
                                  block.search.random_state)
                 predicted, _ = _predictions(estimator, X_val, task)
-                results.append({"params": _plain(params),
+                results.append({"params": plain_params(params),
                                 "validation": _score(task, y_val_true, predicted, scoring)})
             best = max(range(len(results)), key=lambda i: (results[i]["validation"], -i))
         else:
             best = 0
-        best_params = _plain(tried[best]) if tried else {}
+        best_params = plain_params(tried[best]) if tried else {}
         estimator = _fit(model, best_params, Xa_train, ya_train, classes, scoring,
                          block.search.random_state)
         predicted, probabilities = _predictions(estimator, Xa_test, task)
@@ -247,6 +247,3 @@ def run_distributed(block: SklearnWorkload, ctx: JobContext, task: str,
     ctx.progress("done", done=len(block.models) + 2, total=len(block.models) + 2)
     return result
 
-
-def _plain(params: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in params.items()}

@@ -149,11 +149,13 @@ def _train_one(block: SklearnWorkload, model: ModelSpec, data: TrainingData, sco
         "test_metrics": test,
         "search": {
             "method": outcome.method,
-            "candidates": len(outcome.params),
+            "candidates": outcome.candidates,
             "seconds": round(outcome.seconds, 3),
             "refit_seconds": round(refit_seconds, 3),
-            "results": [{"params": p, "mean": _num(m), "std": _num(s)}
-                        for p, m, s in zip(outcome.params, outcome.means, outcome.stds)],
+            "results": [{"params": p, "mean": _num(m), "std": _num(s),
+                         **({"round": outcome.rounds[i]} if outcome.rounds else {})}
+                        for i, (p, m, s) in enumerate(zip(outcome.params, outcome.means,
+                                                          outcome.stds))],
         },
     }
     if outcome.iterations:

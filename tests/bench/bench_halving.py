@@ -1,0 +1,345 @@
+"""Successive halving against an exhaustive grid search of the same space.
+
+The data is scikit-learn's digits (1,797 rows, 64 pixel features, 10 classes; written
+once as Parquet by ``shipyard.ml.datasets.write_datasets``), or with ``--data
+synthetic`` a ``make_classification`` set of ``--rows`` rows x 40 features, 4 classes.
+The pipeline is shipyard's default preprocessing (median imputation, standard scaling)
+then an RBF ``SVC``; the space is ``C`` (6 values) x ``gamma`` (8 values) = 48
+candidates, ``cv=5``, accuracy, on the training rows of the job's split
+(``test_size: 0.2, random_state: 42, stratify: true``).
+
+Variants, interleaved (each round runs each once, the order rotated per round), each
+in its own subprocess; wall time is the whole process:
+
+- shipyard grid: ``python -m shipyard run`` on an ``sklearn`` job with
+  ``search.method: grid`` (dask-ml ``GridSearchCV`` on a 2-worker LocalCluster);
+- shipyard halving: the same job with ``search.method: halving`` (scikit-learn's
+  ``HalvingGridSearchCV``, ``factor: 3``, on the joblib Dask backend), which then
+  cross-validates its pick on all training rows (the job's ``cv_mean``);
+- GridSearchCV(n_jobs=2): a plain script, the same pipeline (``build_pipeline``), split
+  and grid, ``refit=True``, then the test score;
+- HalvingGridSearchCV(n_jobs=2): a plain script doing what the job does: the halving
+  search (``factor=3``, ``random_state=0``, ``refit=False``), ``cross_val_score`` of its
+  pick on all training rows (``n_jobs=2``), refit of the pick, test score.
+
+Every variant's job also refits its best candidate and scores the test rows; the
+shipyard variants also save the model. "search s" is the search alone (the job's
+``search.seconds``; the plain scripts' ``fit()`` less ``refit_time_``).
+
+Quality: the grid's best mean CV accuracy (all training rows, 5 folds) is the score to
+reach. Halving's own best score is measured on the last round's rows only, so its pick
+is judged by its full-data CV mean - the same folds the grid scored it on, hence its
+rank among the grid's 48 candidates. "Time to reach the grid's best score" is a
+variant's wall time if its pick scores the grid's best (ties count), otherwise it did
+not reach it and the gap is printed.
+
+Consistency (exit 1 if broken): shipyard and plain scikit-learn agree on every
+candidate's mean CV score (to 1e-12) and the best parameters, for grid and for halving.
+
+Run::
+
+    .venv/bin/python tests/bench/bench_halving.py [--repeats 3] [--data digits|synthetic]
+        [--rows 2500] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent))
+from timing import SHIPYARD, median  # noqa: E402
+
+GRID = {"C": [0.1, 1, 10, 100, 1000, 10000],
+        "gamma": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1]}
+
+PLAIN_SCRIPT = textwrap.dedent('''
+    """GridSearchCV or HalvingGridSearchCV on the job's pipeline, split and grid."""
+    import json
+    import sys
+    import time
+
+    import numpy as np
+    import pandas as pd
+    import yaml
+    from sklearn.base import clone
+    from sklearn.experimental import enable_halving_search_cv  # noqa: F401
+    from sklearn.model_selection import (GridSearchCV, HalvingGridSearchCV,
+                                         cross_val_score, train_test_split)
+
+    from shipyard.ml.data import column_kinds
+    from shipyard.ml.pipeline import build_pipeline
+    from shipyard.ml.spec import SklearnWorkload
+
+    if __name__ == "__main__":
+        spec_path, n_jobs = sys.argv[1], int(sys.argv[2])
+        with open(spec_path) as fh:
+            block = SklearnWorkload.model_validate(yaml.safe_load(fh)["spec"]["sklearn"])
+        frame = pd.read_parquet(block.input.path)
+        features = [c for c in frame.columns if c != block.target]
+        X, y = frame[features], frame[block.target]
+        split = block.split
+        X_train, X_test, y_train, y_test = train_test_split(
+            X, y, test_size=split.test_size, random_state=split.random_state,
+            shuffle=split.shuffle, stratify=y if split.stratify else None)
+        numeric, categorical = column_kinds(X)
+        model = block.models[0]
+        pipeline = build_pipeline(model, block.preprocess, numeric, categorical)
+        grid = {"model__" + key: values for key, values in model.grid.items()}
+        s = block.search
+        strip = lambda params: {k.removeprefix("model__"): v for k, v in params.items()}
+        out = {}
+        if s.method == "grid":
+            search = GridSearchCV(pipeline, grid, cv=s.cv, scoring=s.scoring, n_jobs=n_jobs)
+            started = time.perf_counter()
+            search.fit(X_train, y_train)
+            out["search_seconds"] = time.perf_counter() - started - search.refit_time_
+            best = search.best_estimator_
+            out["full_cv_mean"] = float(search.best_score_)
+        else:
+            search = HalvingGridSearchCV(pipeline, grid, factor=s.factor, cv=s.cv,
+                                         scoring=s.scoring, random_state=s.random_state,
+                                         n_jobs=n_jobs, refit=False)
+            started = time.perf_counter()
+            search.fit(X_train, y_train)
+            out["search_seconds"] = time.perf_counter() - started
+            out["iterations"] = [{"candidates": int(c), "rows": int(r)} for c, r in
+                                 zip(search.n_candidates_, search.n_resources_)]
+            best = clone(pipeline).set_params(**search.best_params_)
+            started = time.perf_counter()
+            folds = cross_val_score(best, X_train, y_train, cv=s.cv, scoring=s.scoring,
+                                    n_jobs=n_jobs)
+            out["full_cv_seconds"] = time.perf_counter() - started
+            out["full_cv_mean"] = float(np.mean(folds))
+            best.fit(X_train, y_train)
+        out.update({
+            "best_params": strip(search.best_params_),
+            "search_best_score": float(search.best_score_),
+            "test_score": float(best.score(X_test, y_test)),
+            "results": [{"params": strip(p), "mean": float(m)} for p, m in
+                        zip(search.cv_results_["params"],
+                            search.cv_results_["mean_test_score"])],
+        })
+        print(json.dumps(out))
+''')
+
+
+def write_data(work: Path, data: str, rows: int) -> tuple[Path, str]:
+    """The training file and its target column."""
+    if data == "digits":
+        from shipyard.ml.datasets import write_datasets
+
+        write_datasets(directory=str(work / "data"), names=["digits"])
+        return work / "data" / "digits.parquet", "digit"
+    import pandas as pd
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=rows, n_features=40, n_informative=20,
+                               n_redundant=10, n_classes=4, class_sep=1.0, flip_y=0.03,
+                               random_state=0)
+    frame = pd.DataFrame(X, columns=[f"f{i:02d}" for i in range(X.shape[1])])
+    frame["label"] = y
+    path = work / "synthetic.parquet"
+    frame.to_parquet(path, index=False)
+    return path, "label"
+
+
+def job_spec(path: Path, target: str, method: str) -> dict:
+    return {
+        "apiVersion": "shipyard/v1", "kind": "Job",
+        "metadata": {"name": f"bench-{method}"},
+        "spec": {
+            "resources": {"workers": 2, "threads_per_worker": 1},
+            "sklearn": {
+                "input": {"path": str(path)},
+                "target": target,
+                "task": "classification",
+                "split": {"test_size": 0.2, "random_state": 42, "stratify": True},
+                "models": [{"name": "svc", "estimator": "sklearn.svm.SVC", "grid": GRID}],
+                "search": {"method": method, "cv": 5, "scoring": "accuracy", "factor": 3,
+                           "random_state": 0},
+            },
+        },
+    }
+
+
+def run_json(command: list[str], **kwargs) -> tuple[float, dict]:
+    """Run a command that prints JSON on stdout; return its wall time and the JSON."""
+    start = time.perf_counter()
+    proc = subprocess.run(command, capture_output=True, text=True, **kwargs)
+    took = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} exited {proc.returncode}:\n"
+                           f"{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+    return took, json.loads(proc.stdout)
+
+
+def key(params: dict) -> str:
+    return json.dumps(params, sort_keys=True)
+
+
+def agree(label: str, job: dict, plain: dict) -> list[str]:
+    """Differences between a shipyard run and the plain one (empty: identical)."""
+    problems = []
+    if job["best_params"] != plain["best_params"]:
+        problems.append(f"{label}: best params shipyard {job['best_params']}, "
+                        f"plain {plain['best_params']}")
+    ours, theirs = job["results"], plain["results"]
+    if [key(r["params"]) for r in ours] != [key(r["params"]) for r in theirs]:
+        problems.append(f"{label}: the candidates (or their order) differ")
+    else:
+        for a, b in zip(ours, theirs):
+            if a["mean"] is None or not abs(a["mean"] - b["mean"]) <= 1e-12:
+                problems.append(f"{label}: {key(a['params'])} mean CV shipyard "
+                                f"{a['mean']!r}, plain {b['mean']!r}")
+    if not abs(job["full_cv_mean"] - plain["full_cv_mean"]) <= 1e-12:
+        problems.append(f"{label}: full-data CV mean of the pick shipyard "
+                        f"{job['full_cv_mean']!r}, plain {plain['full_cv_mean']!r}")
+    return problems
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--data", choices=["digits", "synthetic"], default="digits")
+    parser.add_argument("--rows", type=int, default=2500, help="synthetic rows")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="shipyard-bench-halving-"))
+    data, target = write_data(work, args.data, args.rows)
+    specs = {}
+    for method in ("grid", "halving"):
+        specs[method] = work / f"{method}.yaml"
+        specs[method].write_text(yaml.safe_dump(job_spec(data, target, method),
+                                                sort_keys=False))
+    (work / "plain_search.py").write_text(PLAIN_SCRIPT)
+    env = dict(os.environ, SHIPYARD_HOME=str(work / "home"))
+    n_candidates = len(GRID["C"]) * len(GRID["gamma"])
+    print(f"data: {args.data} ({data.name}); scale + SVC(rbf), {n_candidates} candidates "
+          f"(C x gamma), cv=5, accuracy; halving factor 3; work dir {work}", flush=True)
+
+    def shipyard(method: str):
+        def measure() -> tuple[float, dict]:
+            wall, status = run_json([*SHIPYARD, "run", str(specs[method]), "--json"],
+                                    cwd=work, env=env)
+            if status.get("state") != "SUCCEEDED":
+                raise RuntimeError(f"{method} job ended {status.get('state')}: "
+                                   f"{status.get('reason')}")
+            model = status["result"]["models"]["svc"]
+            return wall, {
+                "search_seconds": model["search"]["seconds"],
+                "best_params": model["best_params"],
+                "full_cv_mean": model["cv_mean"],
+                # halving's own best: the pick's score in its last round (on fewer rows)
+                "search_best_score": [r["mean"] for r in model["search"]["results"]
+                                      if r["params"] == model["best_params"]][-1],
+                "test_score": model["test_metrics"]["accuracy"],
+                "results": model["search"]["results"],
+                "iterations": model["search"].get("iterations"),
+                "candidates_reported": model["search"]["candidates"],
+            }
+        return measure
+
+    def plain(method: str):
+        def measure() -> tuple[float, dict]:
+            return run_json([sys.executable, str(work / "plain_search.py"),
+                             str(specs[method]), "2"], cwd=work)
+        return measure
+
+    variants = {
+        "GridSearchCV(n_jobs=2)": plain("grid"),
+        "HalvingGridSearchCV(n_jobs=2)": plain("halving"),
+        "shipyard grid": shipyard("grid"),
+        "shipyard halving": shipyard("halving"),
+    }
+    names = list(variants)
+    walls: dict[str, list[float]] = {name: [] for name in names}
+    searches: dict[str, list[float]] = {name: [] for name in names}
+    last: dict[str, dict] = {}
+    failures: list[str] = []
+    for round_ in range(args.repeats):
+        order = names[round_ % len(names):] + names[:round_ % len(names)]
+        for name in order:
+            wall, out = variants[name]()
+            walls[name].append(wall)
+            searches[name].append(out["search_seconds"])
+            last[name] = out
+            print(f"  round {round_ + 1}: {name:<30} wall {wall:7.2f} s  search "
+                  f"{out['search_seconds']:7.2f} s", flush=True)
+        failures += [f"round {round_ + 1}: {p}" for p in
+                     agree("grid", last["shipyard grid"], last["GridSearchCV(n_jobs=2)"])
+                     + agree("halving", last["shipyard halving"],
+                             last["HalvingGridSearchCV(n_jobs=2)"])]
+
+    print("load average (1, 5, 15 min) at the end: %.2f %.2f %.2f (other work on the "
+          "machine skews the timings)" % os.getloadavg())
+    # the score to reach: the exhaustive grid's best full-data CV mean
+    grid_means = {key(r["params"]): r["mean"] for r in last["GridSearchCV(n_jobs=2)"]["results"]}
+    target_score = max(grid_means.values())
+
+    def quality(out: dict) -> tuple[float, int]:
+        pick = out["full_cv_mean"]
+        return pick, 1 + sum(m > pick + 1e-12 for m in grid_means.values())
+
+    base = "GridSearchCV(n_jobs=2)"
+    base_wall, base_search = median(walls[base]), median(searches[base])
+    width = max(len(n) for n in names)
+    print(f"\nwall and search time, {args.repeats} interleaved runs each, medians; "
+          f"ratios against {base}")
+    print(f"{'variant':<{width}}  {'wall s':>7}  {'ratio':>6}  {'search s':>8}  {'ratio':>6}"
+          f"  {'vs own grid':>11}")
+    for name in names:
+        wall, search = median(walls[name]), median(searches[name])
+        own_grid = "shipyard grid" if name.startswith("shipyard") else base
+        own = median(walls[own_grid])
+        print(f"{name:<{width}}  {wall:>7.2f}  {wall / base_wall:>5.2f}x  {search:>8.2f}  "
+              f"{search / base_search:>5.2f}x  {wall / own:>10.2f}x")
+
+    print(f"\nquality (score to reach: the grid's best mean CV accuracy {target_score:.6f})")
+    print(f"{'variant':<{width}}  {'best params':<28}  {'search best':>11}  "
+          f"{'full-data CV':>12}  {'gap':>9}  {'rank':>7}  {'test acc':>8}  "
+          f"time to reach grid's best")
+    for name in names:
+        out = last[name]
+        pick, rank = quality(out)
+        search_best = out.get("search_best_score", pick)
+        params = ", ".join(f"{k}={v:g}" for k, v in sorted(out["best_params"].items()))
+        gap = pick - target_score
+        reached = gap >= -1e-12
+        when = (f"{median(walls[name]):.2f} s wall ({median(walls[name]) / base_wall:.2f}x "
+                f"the plain grid)" if reached else "not reached")
+        print(f"{name:<{width}}  {params:<28}  {search_best:>11.6f}  {pick:>12.6f}  "
+              f"{gap:>+9.6f}  {rank:>3}/{len(grid_means):<3}  {out['test_score']:>8.6f}  "
+              f"{when}")
+
+    for name in ("HalvingGridSearchCV(n_jobs=2)", "shipyard halving"):
+        its = last[name].get("iterations") or []
+        rounds = "; ".join(f"{it['candidates']} candidates on {it['rows']} rows" for it in its)
+        print(f"{name} iterations: {rounds}")
+    print(f"shipyard halving reports search.candidates = "
+          f"{last['shipyard halving']['candidates_reported']} (grid: "
+          f"{last['shipyard grid']['candidates_reported']})")
+    print("shipyard and plain scikit-learn agree (every candidate's mean to 1e-12, best "
+          "params, pick's full-data CV): " + ("yes" if not failures else "NO"))
+    for problem in failures:
+        print(f"  {problem}")
+
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    if failures:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
