@@ -317,3 +317,25 @@ def test_the_example_jobs_validate_against_the_shipped_datasets(home, tmp_path, 
     write_datasets(directory=str(tmp_path / "data" / "sklearn"))
     spec = shipyard.load(ROOT / "jobs" / f"{name}.yaml")
     assert spec.workload_name == "sklearn"
+
+
+def test_a_clustering_job_labels_batch_predict_rows_with_its_best_model(data, tmp_path):
+    features = ["alcohol", "malic_acid", "flavanoids", "color_intensity", "proline"]
+    kmeans = {"name": "kmeans", "estimator": "sklearn.cluster.KMeans",
+              "params": {"n_init": 3, "random_state": 0}, "grid": {"n_clusters": [2, 3]}}
+    block = {"input": {"path": "data/wine.parquet"}, "task": "clustering",
+             "features": features, "models": [kmeans],
+             "batch_predict": {"input": {"path": "data/wine.parquet"},
+                               "output": {"path": "out/wine-clusters.parquet"},
+                               "keep": ["cultivar"]}}
+    status = shipyard_json("run", sklearn_spec(tmp_path, block), timeout=300)
+    assert status["state"] == "SUCCEEDED", status
+    labels = pd.read_parquet(tmp_path / "out" / "wine-clusters.parquet")
+    model = joblib.load(status["result"]["artifacts"]["model"])
+    frame = pd.read_parquet(data / "wine.parquet")
+    assert labels["prediction"].tolist() == model.predict(frame[features]).tolist()
+    assert labels["cultivar"].tolist() == frame["cultivar"].tolist()
+
+    block["models"].append({"name": "dbscan", "estimator": "sklearn.cluster.DBSCAN"})
+    assert ("spec.sklearn.models[1].estimator: DBSCAN cannot label new rows (it has no "
+            "predict), so batch_predict cannot use it") in problems_of(tmp_path, block)

@@ -18,7 +18,7 @@ from typing import Any
 from shipyard.atomic import write_json_atomic
 from shipyard.errors import InputDataError
 
-__all__ = ["save_model", "load_model", "LIBRARIES"]
+__all__ = ["save_model", "load_model", "model_files", "LIBRARIES"]
 
 LIBRARIES = ("shipyard", "scikit-learn", "dask-ml", "numpy", "pandas", "scipy", "joblib")
 
@@ -46,14 +46,21 @@ def save_model(pipeline: Any, directory: Path, sidecar: dict[str, Any]) -> dict[
     return {"model": str(model_path), "metadata": str(meta_path)}
 
 
+def model_files(path: str | Path) -> tuple[Path, Path]:
+    """``(model.joblib, model.json)`` for a saved model named by its ``.joblib`` file or
+    by the directory holding both."""
+    path = Path(path)
+    directory = path.parent if path.suffix == ".joblib" else path
+    return (path if path.suffix == ".joblib" else directory / "model.joblib",
+            directory / "model.json")
+
+
 def load_model(path: str | Path) -> tuple[Any, dict[str, Any]]:
     """A saved pipeline and its sidecar; :class:`InputDataError` when either is missing
     or unreadable."""
     import joblib
 
-    path = Path(path)
-    meta_path = path.with_name("model.json") if path.suffix == ".joblib" else path / "model.json"
-    model_path = path if path.suffix == ".joblib" else path / "model.joblib"
+    model_path, meta_path = model_files(path)
     try:
         meta = json.loads(meta_path.read_text())
     except FileNotFoundError:

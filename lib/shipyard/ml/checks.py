@@ -96,6 +96,14 @@ def check_workload(block: SklearnWorkload) -> list[str]:
                             "get_scorer_names())")
     if block.model is not None:
         problems += _saved_model_problems(block)
+    if task == "clustering" and block.batch_predict is not None and not problems:
+        from shipyard.ml.estimators import resolve_estimator
+
+        for index, model in enumerate(block.models or []):
+            if not hasattr(resolve_estimator(model.estimator), "predict"):
+                problems.append(f"{_PREFIX}.models[{index}].estimator: "
+                                f"{model.estimator.rpartition('.')[2]} cannot label new rows "
+                                "(it has no predict), so batch_predict cannot use it")
     if block.search.method == "halving" and task == "clustering":
         problems.append(f"{_PREFIX}.search.method: halving search needs a target to score "
                         "against; clustering jobs use grid or random")
@@ -115,11 +123,10 @@ def _batch_input_problems(block: SklearnWorkload, features: list[str]) -> list[s
 def _saved_model_problems(block: SklearnWorkload) -> list[str]:
     """A saved model must exist with its sidecar, and its features be in the input."""
     import json
-    from pathlib import Path
 
-    path = Path(block.model)
-    sidecar = path.with_name("model.json") if path.suffix == ".joblib" else path / "model.json"
-    model_file = path if path.suffix == ".joblib" else path / "model.joblib"
+    from shipyard.ml.artifacts import model_files
+
+    model_file, sidecar = model_files(block.model)
     if not model_file.is_file() or not sidecar.is_file():
         return [f"{_PREFIX}.model: {block.model}: no saved model there (a model.joblib "
                 "with its model.json beside it, as an sklearn job's artifacts/ holds)"]

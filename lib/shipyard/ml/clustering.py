@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shipyard.ml.artifacts import save_model
 from shipyard.ml.data import TrainingData
 from shipyard.ml.estimators import search_space
+from shipyard.ml.finish import finish
 from shipyard.ml.metrics import silhouette
 from shipyard.ml.pipeline import build_pipeline
 from shipyard.ml.search import PREFIX, plain_params
@@ -90,16 +90,7 @@ def run_clustering(block: SklearnWorkload, ctx: JobContext, data: TrainingData,
                         models[name]["best_params"], top["silhouette"], top["clusters"])
     scored = [n for n in models if models[n]["silhouette"] is not None]
     best = max(scored, key=lambda n: models[n]["silhouette"]) if scored else next(iter(models))
-    chosen = next(m for m in block.models if m.name == best)
-    artifacts = save_model(fitted[best], ctx.artifacts_dir, {
-        "model": best, "estimator": chosen.estimator, "task": "clustering",
-        "params": {**chosen.params, **models[best]["best_params"]},
-        "features": list(data.X.columns), "target": None, "classes": None,
-        "scoring": "silhouette", "trained_on": {"path": block.input.path,
-                                                "rows": len(data.X)},
-    })
-    return {"task": "clustering", "mode": "in-memory", "rows": {"input": len(data.X)},
-            "features": list(data.X.columns), "scoring": "silhouette", "models": models,
-            "best_model": best, "comparisons": [], "artifacts": artifacts,
-            "seconds": round(time.time() - started, 3)}
-
+    result = {"task": "clustering", "mode": "in-memory", "rows": {"input": len(data.X)},
+              "features": list(data.X.columns), "scoring": "silhouette", "models": models,
+              "best_model": best, "comparisons": []}
+    return finish(block, ctx, result, fitted[best], {"rows": len(data.X)}, started)

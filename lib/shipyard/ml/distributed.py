@@ -18,18 +18,17 @@ the result's ``notes``:
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from sklearn import metrics as sk_metrics
 
 from shipyard.data.readers import read_input
 from shipyard.errors import InputDataError
 from shipyard.ml import metrics
-from shipyard.ml.artifacts import save_model
 from shipyard.ml.clustering import candidates
 from shipyard.ml.estimators import resolve_estimator
-from shipyard.ml.predict import batch_predict
+from shipyard.ml.finish import finish
 from shipyard.ml.search import default_scoring, plain_params
 from shipyard.ml.spec import ModelSpec, SklearnWorkload
 
@@ -100,18 +99,22 @@ def _predictions(estimator: Any, X: Any, task: str) -> tuple[np.ndarray, np.ndar
     return np.asarray(computed[0]), (np.asarray(computed[1]) if len(computed) > 1 else None)
 
 
-def _score(task: str, y: np.ndarray, predicted: np.ndarray, scoring: str) -> float:
-    from sklearn import metrics as m
+#: the scorers available here: computed from the predictions alone (scikit-learn's
+#: scorer objects want the estimator and rows in memory)
+SCORES = {
+    "accuracy": sk_metrics.accuracy_score,
+    "r2": sk_metrics.r2_score,
+    "f1": sk_metrics.f1_score,
+    "f1_macro": lambda y, p: sk_metrics.f1_score(y, p, average="macro"),
+    "neg_mean_absolute_error": lambda y, p: -sk_metrics.mean_absolute_error(y, p),
+    "neg_root_mean_squared_error":
+        lambda y, p: -np.sqrt(sk_metrics.mean_squared_error(y, p)),
+    "neg_mean_squared_error": lambda y, p: -sk_metrics.mean_squared_error(y, p),
+}
 
-    named = {"accuracy": m.accuracy_score, "r2": m.r2_score, "f1": m.f1_score,
-             "f1_macro": lambda a, b: m.f1_score(a, b, average="macro"),
-             "neg_mean_absolute_error": lambda a, b: -m.mean_absolute_error(a, b),
-             "neg_root_mean_squared_error": lambda a, b: -np.sqrt(m.mean_squared_error(a, b)),
-             "neg_mean_squared_error": lambda a, b: -m.mean_squared_error(a, b)}
-    if scoring not in named:
-        raise InputDataError(f"search.scoring {scoring!r} is not available when training on "
-                             f"partitions; use one of {', '.join(named)}")
-    return float(named[scoring](y, predicted))
+
+def _score(y: np.ndarray, predicted: np.ndarray, scoring: str) -> float:
+    return float(SCORES[scoring](y, predicted))
 
 
 def run_distributed(block: SklearnWorkload, ctx: JobContext, task: str,
@@ -136,6 +139,9 @@ def run_distributed(block: SklearnWorkload, ctx: JobContext, task: str,
             "dask_ml.linear_model class or an estimator with partial_fit (e.g. "
             "sklearn.linear_model.SGDClassifier), or raise max_in_memory")
     scoring = block.search.scoring or default_scoring(task)
+    if scoring not in SCORES:  # before any training, not after the first candidate
+        raise InputDataError(f"search.scoring {scoring!r} is not available when training on "
+                             f"partitions; use one of {', '.join(SCORES)}")
     # blocks well within what one process may hold: Incremental learns one at a time
     frame = read_input(block.input, columns=features + [block.target],
                        partition_size=min(100 * 2**20, block.max_in_memory // 4))
@@ -146,7 +152,7 @@ def run_distributed(block: SklearnWorkload, ctx: JobContext, task: str,
         raise InputDataError(f"features {', '.join(other)} of {source} are not numeric; "
                              "training on partitions needs numbers (encode them with "
                              "get_dummies in a dataframe job first)")
-    ctx.progress("read", done=0, total=len(block.models) + 2)
+    ctx.progress("read", done=0, total=len(block.models) + 3)
     missing, classes = dask.compute(frame[block.target].isna().sum(),
                                     frame[block.target].drop_duplicates())
     if missing:
@@ -178,7 +184,7 @@ def run_distributed(block: SklearnWorkload, ctx: JobContext, task: str,
     models: dict[str, dict[str, Any]] = {}
     fitted: dict[str, Any] = {}
     for index, model in enumerate(block.models):
-        ctx.progress(f"train {model.name}", done=index + 1, total=len(block.models) + 2)
+        ctx.progress(f"train {model.name}", done=index + 1, total=len(block.models) + 3)
         tried = candidates(model.space, model.distributions is not None, block.search.method,
                            block.search.n_iter, block.search.random_state)
         results = []
@@ -192,7 +198,7 @@ def run_distributed(block: SklearnWorkload, ctx: JobContext, task: str,
                                  block.search.random_state)
                 predicted, _ = _predictions(estimator, X_val, task)
                 results.append({"params": plain_params(params),
-                                "validation": _score(task, y_val_true, predicted, scoring)})
+                                "validation": _score(y_val_true, predicted, scoring)})
             best = max(range(len(results)), key=lambda i: (results[i]["validation"], -i))
         else:
             best = 0
@@ -217,33 +223,17 @@ def run_distributed(block: SklearnWorkload, ctx: JobContext, task: str,
                        "results": results},
         }
         ctx.logger.info("%s: best %s, test %s %.4f", model.name, best_params, scoring,
-                        _score(task, y_true, predicted, scoring))
+                        _score(y_true, predicted, scoring))
     # models are ranked on their validation scores; where one had no search (no
     # validation score), all are ranked on the test split's accuracy or R2 instead
     headline = "accuracy" if task == "classification" else "r2"
     validated = all(m["validation_score"] is not None for m in models.values())
     best_model = max(models, key=lambda n: models[n]["validation_score"] if validated
                      else models[n]["test_metrics"][headline])
-    chosen = next(m for m in block.models if m.name == best_model)
-    artifacts = save_model(fitted[best_model], ctx.artifacts_dir, {
-        "model": best_model, "estimator": chosen.estimator, "task": task,
-        "params": {**chosen.params, **models[best_model]["best_params"]},
-        "features": features, "target": block.target, "classes": classes,
-        "scoring": scoring, "trained_on": {"path": source, "mode": "distributed"},
-    })
     result: dict[str, Any] = {
         "task": task, "mode": "distributed", "notes": NOTES,
         "rows": {"train": int(len(ya_train)), "test": int(len(y_true))},
         "features": features, "target": block.target, "classes": classes,
-        "scoring": scoring, "models": models, "best_model": best_model,
-        "comparisons": [], "artifacts": artifacts,
+        "scoring": scoring, "models": models, "best_model": best_model, "comparisons": [],
     }
-    if block.batch_predict is not None:
-        result["batch_predict"] = batch_predict(fitted[best_model], features,
-                                                block.batch_predict,
-                                                f"{ctx.job_id}-{ctx.attempt}")
-        ctx.add_output(block.batch_predict.output.path)
-    result["seconds"] = round(time.time() - started, 3)
-    ctx.progress("done", done=len(block.models) + 2, total=len(block.models) + 2)
-    return result
-
+    return finish(block, ctx, result, fitted[best_model], {"mode": "distributed"}, started)

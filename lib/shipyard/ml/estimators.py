@@ -168,35 +168,37 @@ def estimator_problems(where: str, path: str, params: dict[str, Any],
     if problems:
         return problems
     try:
-        estimator = cls(**params)
+        cls(**params)
     except (TypeError, ValueError) as err:
         return [f"{where}.params: {cls.__name__} refuses them: {err}"]
-    del estimator
-    for key, value in params.items():
-        why = _check_value(cls, {}, key, value)
-        if why:
-            problems.append(f"{where}.params.{key}: {value!r} is not valid for "
-                            f"{cls.__name__}: {why}")
+    problems = _invalid_values(f"{where}.params", cls, {}, {k: [v] for k, v in params.items()})
     if problems:
         return problems
-    if distributions:
-        for key, value in space.items():
-            try:
-                built = _distribution(key, value)
-            except EstimatorError as err:
-                problems.append(f"{where}.distributions.{err}")
-                continue
-            samples = built if isinstance(built, list) else []
-            for sample in samples:
-                why = _check_value(cls, params, key, sample)
-                if why:
-                    problems.append(f"{where}.distributions.{key}: {sample!r} is not valid "
-                                    f"for {cls.__name__}: {why}")
-    else:
-        for key, values in space.items():
-            for value in values:
-                why = _check_value(cls, params, key, value)
-                if why:
-                    problems.append(f"{where}.grid.{key}: {value!r} is not valid for "
-                                    f"{cls.__name__}: {why}")
+    section = f"{where}.{'distributions' if distributions else 'grid'}"
+    values: dict[str, list[Any]] = {}
+    for key, value in space.items():
+        if not distributions:
+            values[key] = value
+            continue
+        try:
+            built = _distribution(key, value)
+        except EstimatorError as err:
+            problems.append(f"{where}.distributions.{err}")
+            continue
+        # a list is drawn from as is: every item can be checked; a scipy.stats
+        # distribution's draws cannot be known in advance
+        values[key] = built if isinstance(built, list) else []
+    return problems + _invalid_values(section, cls, params, values)
+
+
+def _invalid_values(section: str, cls: type, params: dict[str, Any],
+                    values: dict[str, list[Any]]) -> list[str]:
+    """A line for each value the estimator's own validation refuses (beside ``params``)."""
+    problems = []
+    for key, candidates in values.items():
+        for value in candidates:
+            why = _check_value(cls, params, key, value)
+            if why:
+                problems.append(f"{section}.{key}: {value!r} is not valid for "
+                                f"{cls.__name__}: {why}")
     return problems

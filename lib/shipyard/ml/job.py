@@ -23,10 +23,11 @@ from shipyard.data.readers import estimated_bytes
 from shipyard.data.schema import read_schema
 from shipyard.errors import SpecError
 from shipyard.ml import metrics
-from shipyard.ml.artifacts import load_model, save_model
+from shipyard.ml.artifacts import load_model
 from shipyard.ml.checks import check_workload, feature_columns, infer_task
 from shipyard.ml.compare import compare_models
 from shipyard.ml.data import TrainingData, load_frame, prepare, split
+from shipyard.ml.finish import finish
 from shipyard.ml.pipeline import build_pipeline
 from shipyard.ml.predict import batch_predict
 from shipyard.ml.search import PREFIX, cross_validate_best, default_scoring, run_search
@@ -92,31 +93,15 @@ def run(block: SklearnWorkload, ctx: JobContext) -> dict[str, Any]:
     for pair in comparisons:
         ctx.logger.info("compare: %s", pair["verdict"])
 
-    ctx.progress("save", done=len(block.models) + 1, total=len(block.models) + 3)
-    chosen = next(m for m in block.models if m.name == best)
-    artifacts = save_model(fitted[best], ctx.artifacts_dir, {
-        "model": best, "estimator": chosen.estimator, "task": task,
-        "params": {**chosen.params, **models[best]["best_params"]},
-        "features": features, "target": block.target, "classes": data.classes,
-        "scoring": scoring, "cv_mean": models[best]["cv_mean"],
-        "trained_on": {"path": block.input.path, "rows": len(X_train)},
-    })
     result: dict[str, Any] = {
         "task": task, "mode": "in-memory",
         "rows": {"input": len(data.X), "train": len(X_train), "test": len(X_test)},
         "features": features, "target": block.target, "classes": data.classes,
         "scoring": scoring, "search": {"method": block.search.method, "cv": block.search.cv},
         "models": models, "best_model": best, "comparisons": comparisons,
-        "artifacts": artifacts,
     }
-    if block.batch_predict is not None:
-        ctx.progress("batch predict", done=len(block.models) + 2, total=len(block.models) + 3)
-        result["batch_predict"] = batch_predict(fitted[best], features, block.batch_predict,
-                                                f"{ctx.job_id}-{ctx.attempt}")
-        ctx.add_output(block.batch_predict.output.path)
-    result["seconds"] = round(time.time() - started, 3)
-    ctx.progress("done", done=len(block.models) + 3, total=len(block.models) + 3)
-    return result
+    return finish(block, ctx, result, fitted[best], {"rows": len(X_train)}, started,
+                  cv_mean=models[best]["cv_mean"])
 
 
 def _train_one(block: SklearnWorkload, model: ModelSpec, data: TrainingData, scoring: str,

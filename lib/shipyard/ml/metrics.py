@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["classification_metrics", "classification_metrics_of", "regression_metrics",
-           "regression_metrics_of", "silhouette"]
+           "regression_metrics_of", "silhouette", "plain_value"]
 
 
 def _scores_for_auc(model: Any, X: Any, labels: list) -> np.ndarray | None:
@@ -41,7 +41,7 @@ def classification_metrics_of(y: Any, predicted: Any, scores: np.ndarray | None,
     probabilities (or a binary decision function), all in memory."""
     from sklearn import metrics as m
 
-    labels = [_plain(v) for v in classes]
+    labels = [plain_value(v) for v in classes]
     binary = len(labels) == 2
     average = "binary" if binary else "macro"
     extra = {"pos_label": labels[1]} if binary else {}
@@ -96,7 +96,8 @@ def silhouette(X: Any, labels: np.ndarray, sample: int = 5000, random_state: int
     return float(silhouette_score(X, labels, sample_size=size, random_state=random_state))
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
+    """A NumPy scalar as the Python one (for JSON, and equality with the spec's values)."""
     return value.item() if isinstance(value, np.generic) else value
 
 

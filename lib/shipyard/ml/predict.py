@@ -13,6 +13,7 @@ from typing import Any
 
 from shipyard.data.readers import read_input
 from shipyard.data.writers import stage_output
+from shipyard.errors import InputDataError
 from shipyard.ml.spec import BatchPredictSpec
 
 __all__ = ["batch_predict"]
@@ -30,7 +31,9 @@ def batch_predict(model: Any, features: list[str], spec: BatchPredictSpec, tag: 
     from dask_ml.wrappers import ParallelPostFit
 
     if spec.probabilities and not hasattr(model, "predict_proba"):
-        raise ValueError("batch_predict.probabilities: the model has no predict_proba")
+        raise InputDataError(f"batch_predict.probabilities: the model "
+                             f"({type(model).__name__}) has no predict_proba; set "
+                             "probabilities: false")
     frame = read_input(spec.input, columns=list(dict.fromkeys(spec.keep + features)))
     wrapped = ParallelPostFit(estimator=model)
     predictions = wrapped.predict(frame[features])  # one task per partition

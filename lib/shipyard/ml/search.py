@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from shipyard.ml.estimators import search_space
+from shipyard.ml.metrics import plain_value
 from shipyard.ml.spec import ModelSpec, SearchSpec
 
 __all__ = ["SearchOutcome", "run_search", "default_scoring", "best_index", "plain_params",
@@ -84,18 +85,13 @@ def best_index(fold_scores: np.ndarray) -> int:
 
 
 def _strip(params: dict[str, Any]) -> dict[str, Any]:
-    return {key.removeprefix(PREFIX): _plain(value) for key, value in params.items()
+    return {key.removeprefix(PREFIX): plain_value(value) for key, value in params.items()
             if key.startswith(PREFIX)}
-
-
-def _plain(value: Any) -> Any:
-    """NumPy scalars as Python ones (JSON, and equality with the spec's values)."""
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def plain_params(params: dict[str, Any]) -> dict[str, Any]:
     """A parameter set with NumPy scalars as Python ones."""
-    return {key: _plain(value) for key, value in params.items()}
+    return {key: plain_value(value) for key, value in params.items()}
 
 
 def _fold_matrix(results: dict[str, Any], rows: np.ndarray | slice, folds: int) -> np.ndarray:
