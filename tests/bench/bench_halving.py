@@ -45,93 +45,22 @@ Run::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import textwrap
-import time
 from pathlib import Path
 
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from timing import SHIPYARD, median  # noqa: E402
+from timing import SHIPYARD, median, params_key, run_json  # noqa: E402
+
+PLAIN_SEARCH = Path(__file__).parent / "plain_search.py"
 
 GRID = {"C": [0.1, 1, 10, 100, 1000, 10000],
         "gamma": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1]}
 
-PLAIN_SCRIPT = textwrap.dedent('''
-    """GridSearchCV or HalvingGridSearchCV on the job's pipeline, split and grid."""
-    import json
-    import sys
-    import time
-
-    import numpy as np
-    import pandas as pd
-    import yaml
-    from sklearn.base import clone
-    from sklearn.experimental import enable_halving_search_cv  # noqa: F401
-    from sklearn.model_selection import (GridSearchCV, HalvingGridSearchCV,
-                                         cross_val_score, train_test_split)
-
-    from shipyard.ml.data import column_kinds
-    from shipyard.ml.pipeline import build_pipeline
-    from shipyard.ml.spec import SklearnWorkload
-
-    if __name__ == "__main__":
-        spec_path, n_jobs = sys.argv[1], int(sys.argv[2])
-        with open(spec_path) as fh:
-            block = SklearnWorkload.model_validate(yaml.safe_load(fh)["spec"]["sklearn"])
-        frame = pd.read_parquet(block.input.path)
-        features = [c for c in frame.columns if c != block.target]
-        X, y = frame[features], frame[block.target]
-        split = block.split
-        X_train, X_test, y_train, y_test = train_test_split(
-            X, y, test_size=split.test_size, random_state=split.random_state,
-            shuffle=split.shuffle, stratify=y if split.stratify else None)
-        numeric, categorical = column_kinds(X)
-        model = block.models[0]
-        pipeline = build_pipeline(model, block.preprocess, numeric, categorical)
-        grid = {"model__" + key: values for key, values in model.grid.items()}
-        s = block.search
-        strip = lambda params: {k.removeprefix("model__"): v for k, v in params.items()}
-        out = {}
-        if s.method == "grid":
-            search = GridSearchCV(pipeline, grid, cv=s.cv, scoring=s.scoring, n_jobs=n_jobs)
-            started = time.perf_counter()
-            search.fit(X_train, y_train)
-            out["search_seconds"] = time.perf_counter() - started - search.refit_time_
-            best = search.best_estimator_
-            out["full_cv_mean"] = float(search.best_score_)
-        else:
-            search = HalvingGridSearchCV(pipeline, grid, factor=s.factor, cv=s.cv,
-                                         scoring=s.scoring, random_state=s.random_state,
-                                         n_jobs=n_jobs, refit=False)
-            started = time.perf_counter()
-            search.fit(X_train, y_train)
-            out["search_seconds"] = time.perf_counter() - started
-            out["iterations"] = [{"candidates": int(c), "rows": int(r)} for c, r in
-                                 zip(search.n_candidates_, search.n_resources_)]
-            best = clone(pipeline).set_params(**search.best_params_)
-            started = time.perf_counter()
-            folds = cross_val_score(best, X_train, y_train, cv=s.cv, scoring=s.scoring,
-                                    n_jobs=n_jobs)
-            out["full_cv_seconds"] = time.perf_counter() - started
-            out["full_cv_mean"] = float(np.mean(folds))
-            best.fit(X_train, y_train)
-        out.update({
-            "best_params": strip(search.best_params_),
-            "search_best_score": float(search.best_score_),
-            "test_score": float(best.score(X_test, y_test)),
-            "results": [{"params": strip(p), "mean": float(m)} for p, m in
-                        zip(search.cv_results_["params"],
-                            search.cv_results_["mean_test_score"])],
-        })
-        print(json.dumps(out))
-''')
 
 
 def write_data(work: Path, data: str, rows: int) -> tuple[Path, str]:
@@ -173,21 +102,6 @@ def job_spec(path: Path, target: str, method: str) -> dict:
     }
 
 
-def run_json(command: list[str], **kwargs) -> tuple[float, dict]:
-    """Run a command that prints JSON on stdout; return its wall time and the JSON."""
-    start = time.perf_counter()
-    proc = subprocess.run(command, capture_output=True, text=True, **kwargs)
-    took = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} exited {proc.returncode}:\n"
-                           f"{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
-    return took, json.loads(proc.stdout)
-
-
-def key(params: dict) -> str:
-    return json.dumps(params, sort_keys=True)
-
-
 def agree(label: str, job: dict, plain: dict) -> list[str]:
     """Differences between a shipyard run and the plain one (empty: identical)."""
     problems = []
@@ -195,12 +109,12 @@ def agree(label: str, job: dict, plain: dict) -> list[str]:
         problems.append(f"{label}: best params shipyard {job['best_params']}, "
                         f"plain {plain['best_params']}")
     ours, theirs = job["results"], plain["results"]
-    if [key(r["params"]) for r in ours] != [key(r["params"]) for r in theirs]:
+    if [params_key(r["params"]) for r in ours] != [params_key(r["params"]) for r in theirs]:
         problems.append(f"{label}: the candidates (or their order) differ")
     else:
         for a, b in zip(ours, theirs):
             if a["mean"] is None or not abs(a["mean"] - b["mean"]) <= 1e-12:
-                problems.append(f"{label}: {key(a['params'])} mean CV shipyard "
+                problems.append(f"{label}: {params_key(a['params'])} mean CV shipyard "
                                 f"{a['mean']!r}, plain {b['mean']!r}")
     if not abs(job["full_cv_mean"] - plain["full_cv_mean"]) <= 1e-12:
         problems.append(f"{label}: full-data CV mean of the pick shipyard "
@@ -223,7 +137,6 @@ def main() -> None:
         specs[method] = work / f"{method}.yaml"
         specs[method].write_text(yaml.safe_dump(job_spec(data, target, method),
                                                 sort_keys=False))
-    (work / "plain_search.py").write_text(PLAIN_SCRIPT)
     env = dict(os.environ, SHIPYARD_HOME=str(work / "home"))
     n_candidates = len(GRID["C"]) * len(GRID["gamma"])
     print(f"data: {args.data} ({data.name}); scale + SVC(rbf), {n_candidates} candidates "
@@ -253,7 +166,7 @@ def main() -> None:
 
     def plain(method: str):
         def measure() -> tuple[float, dict]:
-            return run_json([sys.executable, str(work / "plain_search.py"),
+            return run_json([sys.executable, str(PLAIN_SEARCH),
                              str(specs[method]), "2"], cwd=work)
         return measure
 
@@ -285,7 +198,7 @@ def main() -> None:
     print("load average (1, 5, 15 min) at the end: %.2f %.2f %.2f (other work on the "
           "machine skews the timings)" % os.getloadavg())
     # the score to reach: the exhaustive grid's best full-data CV mean
-    grid_means = {key(r["params"]): r["mean"] for r in last["GridSearchCV(n_jobs=2)"]["results"]}
+    grid_means = {params_key(r["params"]): r["mean"] for r in last["GridSearchCV(n_jobs=2)"]["results"]}
     target_score = max(grid_means.values())
 
     def quality(out: dict) -> tuple[float, int]:

@@ -6,6 +6,7 @@ reports medians and ratios against the plain alternative measured in the same ru
 
 from __future__ import annotations
 
+import json
 import statistics
 import subprocess
 import sys
@@ -23,6 +24,22 @@ def run_timed(command: Sequence[str], **kwargs) -> float:
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} exited {proc.returncode}:\n{proc.stderr[-2000:]}")
     return took
+
+
+def run_json(command: Sequence[str], **kwargs) -> tuple[float, dict]:
+    """Run a command that prints JSON on stdout; return its wall time and the JSON."""
+    start = time.perf_counter()
+    proc = subprocess.run(list(command), capture_output=True, text=True, **kwargs)
+    took = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} exited {proc.returncode}:\n"
+                           f"{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+    return took, json.loads(proc.stdout)
+
+
+def params_key(params: dict) -> str:
+    """A parameter set as a comparable key."""
+    return json.dumps(params, sort_keys=True)
 
 
 def interleave(variants: dict[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
