@@ -1,5 +1,5 @@
-"""The context a workload runs in: the Dask client, the run directory, a logger,
-a progress reporter, and the list of outputs it wrote.
+"""The context a workload runs in: the Dask client, the Ray session, the run directory,
+a logger, a progress reporter, and the list of outputs it wrote.
 
 A ``python`` job's function receives it as its first argument::
 
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from distributed import Client
 
     from shipyard.cluster.dask_session import DaskSession
+    from shipyard.cluster.ray_session import RaySession
     from shipyard.spec import JobSpec
 
 __all__ = ["JobContext"]
@@ -41,6 +42,8 @@ class JobContext:
     spec : JobSpec
     dask : DaskSession
         Started on first use of :attr:`client`.
+    ray : RaySession, optional
+        The Ray cluster of ``torch`` jobs (started by the workload that needs it).
     on_progress : callable, optional
         Called with the merged progress dict (the runner writes it to the job store).
     """
@@ -49,7 +52,8 @@ class JobContext:
     PROGRESS_INTERVAL = 0.25
 
     def __init__(self, *, job_id: str, attempt: int, run_dir: Path, spec: JobSpec,
-                 dask: DaskSession, on_progress: Callable[[dict], None] | None = None):
+                 dask: DaskSession, ray: RaySession | None = None,
+                 on_progress: Callable[[dict], None] | None = None):
         self.job_id = job_id
         self.attempt = attempt
         self.run_dir = Path(run_dir)
@@ -57,6 +61,7 @@ class JobContext:
         self.logger = logging.getLogger(f"shipyard.job.{spec.name}")
         self.outputs: list[str] = []
         self._dask = dask
+        self.ray = ray
         self._on_progress = on_progress
         self._progress: dict[str, Any] = {}
         self._last_write = 0.0

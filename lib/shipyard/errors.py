@@ -24,6 +24,7 @@ __all__ = [
     "SpecError",
     "UsageError",
     "InputDataError",
+    "ResourcesError",
     "JobNotFoundError",
     "JobFailedError",
     "ClusterError",
@@ -85,6 +86,11 @@ class InputDataError(ShipyardError):
     """
 
     exit_code = 2
+
+
+class ResourcesError(InputDataError):
+    """The job asks for what the cluster does not have (a GPU where there is none, more
+    workers than it can place). Not retried: the same request fails the same way."""
 
 
 class JobNotFoundError(ShipyardError):

@@ -45,6 +45,7 @@ from pydantic import (
 
 from shipyard.data.spec import DataFrameWorkload
 from shipyard.ml.spec import SklearnWorkload
+from shipyard.train.spec import TorchWorkload
 from shipyard.entrypoints import check_call, parse_reference, resolve_callable
 from shipyard.errors import SpecError
 from shipyard.overrides import apply_overrides
@@ -66,13 +67,14 @@ __all__ = [
 API_VERSION = "shipyard/v1"
 
 #: The workload blocks a job may carry, exactly one at a time.
-WORKLOADS: tuple[str, ...] = ("dataframe", "sklearn", "python")
+WORKLOADS: tuple[str, ...] = ("dataframe", "sklearn", "torch", "python")
 
 #: Checks that need more than the spec itself (reading input schemas), per workload:
 #: "module:function" taking the block and returning problem lines.
 WORKLOAD_CHECKS = {
     "dataframe": "shipyard.data.checks:check_workload",
     "sklearn": "shipyard.ml.checks:check_workload",
+    "torch": "shipyard.train.checks:check_workload",
 }
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -206,6 +208,7 @@ class JobBody(_Model):
     timeout: Duration | None = None
     dataframe: DataFrameWorkload | None = None
     sklearn: SklearnWorkload | None = None
+    torch: TorchWorkload | None = None
     python: PythonWorkload | None = None
 
     @model_validator(mode="after")

@@ -41,6 +41,7 @@ log = logging.getLogger("shipyard.runner")
 WORKLOAD_RUNNERS = {
     "dataframe": "shipyard.data.job:run",
     "sklearn": "shipyard.ml.job:run",
+    "torch": "shipyard.train.job:run",
     "python": "shipyard.python_job:run",
 }
 
@@ -120,21 +121,23 @@ def _store_progress(db: str | None, job_id: str):
 
 
 def run_attempt(run_dir: Path, job_id: str, attempt: int, dask_address: str | None,
-                db: str | None) -> dict[str, Any]:
+                db: str | None, ray_address: str | None = None) -> dict[str, Any]:
     """Run the workload once and return the outcome (also written to the outcome file)."""
     from shipyard.cluster.dask_session import DaskSession
+    from shipyard.cluster.ray_session import RaySession
     from shipyard.context import JobContext
     from shipyard.spec import load
 
     started = time.time()
     ctx = None
-    dask = None
+    dask = ray = None
     try:
         spec = load(run_dir / "spec.yaml")
         dask = DaskSession(spec.spec.resources, address=dask_address,
                            scratch_dir=str(run_dir / "dask-scratch"))
+        ray = RaySession(spec.spec.resources, address=ray_address)
         ctx = JobContext(job_id=job_id, attempt=attempt, run_dir=run_dir, spec=spec,
-                         dask=dask, on_progress=_store_progress(db, job_id))
+                         dask=dask, ray=ray, on_progress=_store_progress(db, job_id))
         module, func = WORKLOAD_RUNNERS[spec.workload_name].split(":")
         log.info("job %s attempt %d: %s workload", job_id, attempt, spec.workload_name)
         result = getattr(importlib.import_module(module), func)(spec.workload, ctx)
@@ -156,6 +159,8 @@ def run_attempt(run_dir: Path, job_id: str, attempt: int, dask_address: str | No
             ctx.flush_progress()
         if dask is not None:
             dask.close()
+        if ray is not None:
+            ray.close()
         shutil.rmtree(run_dir / "dask-scratch", ignore_errors=True)
     outcome.update(attempt=attempt, started_at=started, finished_at=time.time())
     return outcome
@@ -168,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job-id", required=True)
     parser.add_argument("--attempt", type=int, default=1)
     parser.add_argument("--dask-address", default=None, help="use this Dask scheduler")
+    parser.add_argument("--ray-address", default=None,
+                        help="use this Ray cluster (auto: the one this runs in)")
     parser.add_argument("--store", default=None, help="job store database for progress")
     parser.add_argument("--watch-parent", type=int, default=None,
                         help="end the attempt if this parent process goes away")
@@ -182,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         raise Terminated()
 
     signal.signal(signal.SIGTERM, on_sigterm)
-    outcome = run_attempt(args.run_dir, args.job_id, args.attempt, args.dask_address, args.store)
+    outcome = run_attempt(args.run_dir, args.job_id, args.attempt, args.dask_address,
+                          args.store, args.ray_address)
     write_json_atomic(attempt_outcome_path(args.run_dir, args.attempt), outcome)
     if outcome["status"] == "succeeded":
         return 0

@@ -1,0 +1,127 @@
+"""The Ray cluster one attempt trains on.
+
+Either a local Ray instance sized from ``spec.resources`` (``workers x threads_per_worker``
+CPUs, and the GPUs torch sees), started on first use and shut down with the attempt, or
+the existing cluster the attempt runs in (the ``ray`` backend submits the runner as a Ray
+job, whose driver connects with ``address="auto"``).
+
+A local instance is always started explicitly (``address="local"``): ``ray.init()`` with no
+address would join whatever cluster ``ray start`` last left on this machine.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from shipyard.errors import ClusterError
+
+if TYPE_CHECKING:
+    from shipyard.spec import Resources
+
+__all__ = ["RaySession", "LOCAL_OBJECT_STORE_BYTES"]
+
+log = logging.getLogger("shipyard.ray")
+
+#: The local object store: enough for shards of datasets a laptop trains on, small
+#: enough to leave the machine's memory to the workers (Ray's default takes 30%).
+LOCAL_OBJECT_STORE_BYTES = 512 * 1024**2
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:  # several jobs may run at once: no fixed port
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _local_gpus() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except Exception:  # no torch, or a broken CUDA install: no GPUs to offer
+        return 0
+
+
+class RaySession:
+    """A lazily started Ray connection for one attempt.
+
+    Parameters
+    ----------
+    resources : Resources
+        Sizes a local instance.
+    address : str, optional
+        ``auto`` or ``host:port`` of an existing cluster; None starts a local instance.
+    """
+
+    def __init__(self, resources: Resources, address: str | None = None):
+        self.resources = resources
+        self.address = address
+        self.started = False
+        self.start_seconds: float | None = None
+        self.dashboard_url: str | None = None
+
+    def start(self) -> None:
+        """Start the local instance or connect to the cluster (once)."""
+        if self.started:
+            return
+        import ray
+
+        began = time.perf_counter()
+        try:
+            if self.address:
+                context = ray.init(address=self.address, logging_level=logging.WARNING)
+            else:
+                res = self.resources
+                context = ray.init(
+                    address="local",
+                    num_cpus=res.workers * res.threads_per_worker,
+                    num_gpus=_local_gpus(),
+                    object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+                    # the dashboard also serves the State API Ray Train's clean-up
+                    # actor polls; without it that actor warns every few seconds
+                    include_dashboard=True,
+                    dashboard_host="127.0.0.1",
+                    dashboard_port=_free_port(),
+                    logging_level=logging.WARNING,
+                )
+        except Exception as err:
+            where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
+            raise ClusterError(f"could not start or reach {where}: {err}") from err
+        self.started = True
+        self.start_seconds = time.perf_counter() - began
+        self.dashboard_url = getattr(context, "dashboard_url", None) or None
+        log.info("Ray %s in %.1fs: %s", "connected" if self.address else "started",
+                 self.start_seconds, self.describe())
+
+    def cluster_resources(self) -> dict[str, float]:
+        """The cluster's total resources (``CPU``, ``GPU``, ``memory``, ...)."""
+        import ray
+
+        return dict(ray.cluster_resources())
+
+    def available_resources(self) -> dict[str, float]:
+        """What is free right now."""
+        import ray
+
+        return dict(ray.available_resources())
+
+    def describe(self) -> dict[str, Any]:
+        total = self.cluster_resources()
+        return {"address": self.address or "local", "cpus": total.get("CPU", 0),
+                "gpus": total.get("GPU", 0), "dashboard": self.dashboard_url}
+
+    def close(self) -> None:
+        """Disconnect, and stop the local instance if this session started one."""
+        if not self.started:
+            return
+        import ray
+
+        self.started = False
+        try:
+            ray.shutdown()
+        except Exception as err:  # best effort: the attempt is over
+            log.warning("ray.shutdown failed: %s", err)
