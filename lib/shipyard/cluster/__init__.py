@@ -21,6 +21,7 @@ __all__ = ["BACKENDS", "get_backend"]
 BACKENDS = {
     "local": "shipyard.cluster.local:LocalBackend",
     "dask": "shipyard.cluster.dask_scheduler:DaskSchedulerBackend",
+    "ray": "shipyard.cluster.ray_jobs:RayJobsBackend",
 }
 
 

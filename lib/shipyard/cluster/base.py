@@ -18,6 +18,8 @@ _refresh(record)
     Reconcile the record with reality (a lost process, a finished pod) and return it.
 _cancel(record, timeout)
     Stop the job; when it returns the job must be terminal.
+_read_log(job_id, attempt, offset)
+    The bytes of an attempt's log from ``offset`` on (default: the attempt's log file).
 _up(), _down(), _describe()
     Start, stop and describe a cluster this backend manages (``shipyard cluster ...``).
 """
@@ -124,14 +126,13 @@ class Backend:
         while True:
             if attempt > 1:
                 yield f"--- attempt {attempt} ---"
-            path = attempt_log_path(self.home.run_dir(job_id), attempt)
             offset, partial = 0, ""
             while True:
                 record = self.refresh(self.store.get(job_id))
                 attempt_over = attempt < record.attempt or record.state.is_terminal()
                 # read after looking at the state: once the attempt is over, this read
                 # sees everything it wrote
-                data = _read_from(path, offset)
+                data = self._read_log(job_id, attempt, offset)
                 offset += len(data)
                 lines = (partial + data.decode("utf-8", errors="replace")).split("\n")
                 partial = lines.pop()
@@ -174,6 +175,9 @@ class Backend:
 
     def _cancel(self, record: JobRecord, timeout: float) -> None:
         raise NotImplementedError
+
+    def _read_log(self, job_id: str, attempt: int, offset: int) -> bytes:
+        return _read_from(attempt_log_path(self.home.run_dir(job_id), attempt), offset)
 
     def _up(self) -> dict[str, Any]:
         raise UsageError(f"cluster {self.profile.name!r} ({self.name}) is not started by shipyard")

@@ -3,14 +3,16 @@
 ``--cluster`` takes a profile name or an address:
 
 - ``tcp://host:8786`` - an existing Dask scheduler (backend ``dask``);
+- ``http://host:8265`` - an existing Ray cluster's Jobs API (backend ``ray``);
 - a name - ``$SHIPYARD_HOME/clusters/<name>.yaml``, then ``./cluster/<name>.yaml``;
   ``local`` needs no file (a built-in profile; ``cluster/local.yaml`` may refine it).
 
 A profile file::
 
     name: local            # optional: defaults to the file name
-    backend: local         # local | dask
-    address: null          # dask: tcp://host:port of the scheduler
+    backend: local         # local | dask | ray
+    address: null          # dask: tcp://host:port of the scheduler; ray: http://head:8265
+    python: python         # ray: the interpreter that runs the job on the cluster
     resources: {workers: 2, threads_per_worker: 1, memory_per_worker: auto}
                            # local: the size of `shipyard cluster up local`
 """
@@ -91,14 +93,18 @@ def resolve_cluster(cluster: str | None, home_clusters: Path) -> ClusterProfile:
     --------
     >>> resolve_cluster("tcp://10.0.0.5:8786", Path("/nonexistent")).backend
     'dask'
+    >>> resolve_cluster("http://10.0.0.5:8265", Path("/nonexistent")).backend
+    'ray'
     """
     name = cluster or DEFAULT_CLUSTER
     if name.startswith("tcp://") or name.startswith("tls://"):
         return ClusterProfile(name=name, backend="dask", address=name)
+    if name.startswith("http://") or name.startswith("https://"):
+        return ClusterProfile(name=name, backend="ray", address=name.rstrip("/"))
     if "://" in name:
         raise UsageError(
-            f"--cluster {name}: addresses must be a Dask scheduler, tcp://host:port "
-            "(the scheme given is not supported)"
+            f"--cluster {name}: an address is a Dask scheduler (tcp://host:8786) or a Ray "
+            "cluster's dashboard (http://host:8265); the scheme given is not supported"
         )
     for directory in profile_dirs(home_clusters):
         path = directory / f"{name}.yaml"
@@ -112,5 +118,6 @@ def resolve_cluster(cluster: str | None, home_clusters: Path) -> ClusterProfile:
     where = " or ".join(str(d) for d in profile_dirs(home_clusters))
     raise UsageError(
         f"--cluster {name}: no cluster profile of that name in {where} (known: "
-        f"{', '.join(known)}){hint} An existing Dask scheduler can be given as tcp://host:port."
+        f"{', '.join(known)}){hint} An existing Dask scheduler can be given as tcp://host:port, "
+        "a Ray cluster as http://host:8265."
     )

@@ -120,6 +120,17 @@ def _store_progress(db: str | None, job_id: str):
     return write
 
 
+def _spec_from_env(run_dir: Path, variable: str) -> None:
+    """Write the spec a backend sent along (base64 YAML in ``variable``) to the run
+    directory, where a cluster that does not share our filesystem has none."""
+    import base64
+
+    path = run_dir / "spec.yaml"
+    if not path.is_file() and os.environ.get(variable):
+        (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(os.environ[variable]))
+
+
 def run_attempt(run_dir: Path, job_id: str, attempt: int, dask_address: str | None,
                 db: str | None, ray_address: str | None = None) -> dict[str, Any]:
     """Run the workload once and return the outcome (also written to the outcome file)."""
@@ -175,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dask-address", default=None, help="use this Dask scheduler")
     parser.add_argument("--ray-address", default=None,
                         help="use this Ray cluster (auto: the one this runs in)")
+    parser.add_argument("--spec-from-env", default=None, metavar="VARIABLE",
+                        help="the spec as base64 YAML in this environment variable, used "
+                             "where the run directory has none")
     parser.add_argument("--store", default=None, help="job store database for progress")
     parser.add_argument("--watch-parent", type=int, default=None,
                         help="end the attempt if this parent process goes away")
@@ -189,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         raise Terminated()
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    if args.spec_from_env:
+        _spec_from_env(args.run_dir, args.spec_from_env)
     outcome = run_attempt(args.run_dir, args.job_id, args.attempt, args.dask_address,
                           args.store, args.ray_address)
     write_json_atomic(attempt_outcome_path(args.run_dir, args.attempt), outcome)

@@ -397,8 +397,10 @@ class JobStore:
         *,
         failure_kind: FailureKind | str | None = None,
         next_attempt: bool = False,
+        if_attempt: int | None = None,
     ) -> JobRecord | None:
-        """Move the job to state ``to``; return the new record, or None if it had already ended.
+        """Move the job to state ``to``; return the new record, or None if it had already ended
+        (or was not at attempt ``if_attempt``).
 
         Parameters
         ----------
@@ -410,6 +412,9 @@ class JobStore:
             For FAILED: what kind of failure (decides the CLI exit code).
         next_attempt : bool
             For a retry (RUNNING -> PENDING): raise the attempt number.
+        if_attempt : int, optional
+            Only if the job is still at this attempt: several processes may see the same
+            attempt end, and only the first may act on it.
 
         Raises
         ------
@@ -423,7 +428,7 @@ class JobStore:
             if row is None:
                 raise JobNotFoundError(f"no job with id {job_id!r}")
             current = JobState(row["state"])
-            if current.is_terminal():
+            if current.is_terminal() or (if_attempt is not None and row["attempt"] != if_attempt):
                 return None
             if to not in ALLOWED_TRANSITIONS[current]:
                 raise InvalidTransitionError(f"job {job_id}: {current} -> {to} is not allowed")
