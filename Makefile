@@ -33,6 +33,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python tests/bench/bench_list.py
 	$(BIN)/python tests/bench/bench_search.py
 	$(BIN)/python tests/bench/bench_halving.py
+	$(BIN)/python tests/bench/bench_train.py
 
 clean:
 	rm -rf $(VENV) out

@@ -86,8 +86,10 @@ def resolve_callable(reference: str, search_paths: Iterable[str | Path] = ()) ->
     target: Any = module
     for part in attribute.split("."):
         if not hasattr(target, part):
+            # what the module itself defines, not what it imported
             public = sorted(n for n in dir(module) if not n.startswith("_")
-                            and callable(getattr(module, n, None)))
+                            and callable(getattr(module, n, None))
+                            and getattr(getattr(module, n), "__module__", None) == module_name)
             listing = ", ".join(public[:12]) or "none"
             guess = closest(part, public)
             hint = f"; did you mean {guess!r}?" if guess else ""

@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import shlex
 import time
 from typing import Any
@@ -59,6 +60,22 @@ def submission_id(job_id: str, attempt: int) -> str:
     return job_id if attempt == 1 else f"{job_id}-attempt-{attempt}"
 
 
+def _is_transient(err: Exception) -> bool:
+    """Whether the Jobs API said to try again (no job agent yet, overloaded, 502-504).
+
+    Examples
+    --------
+    >>> _is_transient(RuntimeError("Request failed with status code 500: No available "
+    ...                            "agent to submit job, please try again later.."))
+    True
+    >>> _is_transient(RuntimeError("Request failed with status code 400: bad runtime_env"))
+    False
+    """
+    text = str(err)
+    return ("try again later" in text or "No available agent" in text
+            or any(f"status code {code}" in text for code in (429, 502, 503, 504)))
+
+
 def _use_ray_auth_token() -> None:
     """Send Ray's auth token when there is one, found as ``ray job submit`` finds it
     (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH``, ``~/.ray/auth_token``): clusters started
@@ -76,8 +93,9 @@ class RayJobsBackend(Backend):
     """Jobs as Ray jobs on an existing cluster, reached at its dashboard address."""
 
     name = "ray"
-    #: Seconds to wait for the Jobs API to answer before calling the cluster unreachable.
-    CONNECT_TIMEOUT = 10.0
+    #: How long a submission is retried while the cluster answers "try again later"
+    #: (a head that has just started has no job agent yet).
+    SUBMIT_RETRY_SECONDS = 60.0
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -133,25 +151,35 @@ class RayJobsBackend(Backend):
         spec_text = (self.home.run_dir(record.id) / "spec.yaml").read_bytes()
         env = {SPEC_ENV: base64.b64encode(spec_text).decode("ascii"),
                "SHIPYARD_HOME": str(self.home.root), "PYTHONUNBUFFERED": "1"}
-        paths = [p for p in (record.spec_dir, record.workdir) if p]
+        # the entrypoint's module is found as `shipyard validate` found it (as the local
+        # backend's supervisor passes it on)
+        paths = [p for p in (record.spec_dir, record.workdir, os.environ.get("PYTHONPATH"))
+                 if p]
         if paths:
-            env["PYTHONPATH"] = ":".join(paths)
+            env["PYTHONPATH"] = os.pathsep.join(paths)
         return {"env_vars": env}
 
     def _launch(self, record: JobRecord) -> None:
         sid = submission_id(record.id, record.attempt)
-        try:
-            self.client.submit_job(
-                entrypoint=self._entrypoint(record), submission_id=sid,
-                runtime_env=self._runtime_env(record),
-                metadata={"shipyard_job_id": record.id, "attempt": str(record.attempt),
-                          "name": record.name},
-            )
-        except Exception as err:
-            if "already exists" not in str(err):
-                raise
-            # submitted before (a retried call, another process): the same attempt
-            log.info("Ray job %s already exists; not submitting it again", sid)
+        deadline = time.monotonic() + self.SUBMIT_RETRY_SECONDS
+        while True:
+            try:
+                self.client.submit_job(
+                    entrypoint=self._entrypoint(record), submission_id=sid,
+                    runtime_env=self._runtime_env(record),
+                    metadata={"shipyard_job_id": record.id, "attempt": str(record.attempt),
+                              "name": record.name},
+                )
+                break
+            except Exception as err:
+                if "already exists" in str(err):
+                    # submitted before (a retried call, another process): the same attempt
+                    log.info("Ray job %s already exists; not submitting it again", sid)
+                    break
+                if not _is_transient(err) or time.monotonic() >= deadline:
+                    raise
+                log.info("the Ray Jobs API is not ready (%s); retrying", err)
+                time.sleep(1.0)
         self.store.update(record.id, external_id=sid)
         self.store.note(record.id, f"submitted to {self.profile.address} as Ray job {sid}",
                         record.attempt)

@@ -47,10 +47,13 @@ def tree(pid: int) -> list[psutil.Process]:
 
 
 def _group_members(pgid: int) -> list[psutil.Process]:
+    # Also the members of the session ``pgid`` leads (attempts start in a session of
+    # their own): Ray puts each of its worker processes in a process group of its own.
     members = []
     for proc in psutil.process_iter(["pid", "status"]):
         try:
-            if proc.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(proc.pid) == pgid:
+            if proc.info["status"] != psutil.STATUS_ZOMBIE and pgid in (
+                    os.getpgid(proc.pid), os.getsid(proc.pid)):
                 members.append(proc)
         except (ProcessLookupError, psutil.NoSuchProcess):
             continue

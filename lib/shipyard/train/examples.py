@@ -120,7 +120,8 @@ def tabular_mlp(config: dict[str, Any]) -> dict[str, Any]:
     """Train :class:`TabularMLP` on the job's ``torch.data`` shards; return metrics on the
     held-out ``validation`` rows (the job's test split).
 
-    ``config``: ``target`` (an integer class column, required), ``features`` (required),
+    ``config``: ``target`` (an integer class column, required), ``features`` (default:
+    every column of ``torch.data`` but the target),
     ``classes`` (2), ``hidden`` ([64, 32]), ``epochs`` (10), ``lr`` (0.001),
     ``batch_size`` per worker (256), ``seed`` (0).
     """

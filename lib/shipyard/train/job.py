@@ -174,11 +174,23 @@ def _read_dataset(data: TrainDataSpec, columns: list[str] | None):
     return dataset.select_columns(columns) if columns else dataset
 
 
-def _datasets(block: TorchWorkload) -> dict[str, Any]:
+def loop_config(block: TorchWorkload) -> dict[str, Any]:
+    """The config the loop gets: the spec's, with ``features`` filled in (every column of
+    ``torch.data`` but the ``target``) when a data job names only its target."""
+    config = dict(block.config)
+    target = config.get("target")
+    if block.data is not None and isinstance(target, str) and "features" not in config:
+        from shipyard.data.schema import read_schema
+
+        config["features"] = [c for c in read_schema(block.data).names() if c != target]
+    return config
+
+
+def _datasets(block: TorchWorkload, config: dict[str, Any]) -> dict[str, Any]:
     """``train`` (and ``validation``) from ``torch.data``, materialised before training:
     the workers reserve the CPUs, so nothing must be left for Ray Data to read then."""
     data = block.data
-    features, target = block.config.get("features"), block.config.get("target")
+    features, target = config.get("features"), config.get("target")
     columns = [*features, target] if isinstance(features, list) and isinstance(target, str) else None
     dataset = _read_dataset(data, columns)
     if data.validation > 0:
@@ -264,7 +276,8 @@ def run(block: TorchWorkload, ctx: JobContext) -> dict[str, Any]:
     ray_session.start()
     ctx.progress(ray=ray_session.describe(), ray_dashboard=ray_session.dashboard_url)
     _wait_for_capacity(ray_session, block.scaling)
-    datasets = _datasets(block) if block.data is not None else None
+    config = loop_config(block)
+    datasets = _datasets(block, config) if block.data is not None else None
     loop = resolve_callable(block.train_loop)
     scaling = block.scaling
     per_worker = {"CPU": scaling.cpus_per_worker, **({"GPU": 1} if scaling.use_gpu else {})}
@@ -273,7 +286,7 @@ def run(block: TorchWorkload, ctx: JobContext) -> dict[str, Any]:
     pump = _ProgressPump(ctx, block.epochs)
     trainer = TorchTrainer(
         loop,
-        train_loop_config=dict(block.config),
+        train_loop_config=config,
         scaling_config=ScalingConfig(num_workers=scaling.workers, use_gpu=scaling.use_gpu,
                                      resources_per_worker=per_worker),
         run_config=RunConfig(

@@ -166,8 +166,9 @@ class TrainSession:
         """
         import ray.train
 
+        now = time.time()
         entry = {"epoch": self.epoch, **metrics,
-                 "elapsed_s": round(time.time() - self.started_at, 3)}
+                 "elapsed_s": round(now - self.started_at, 3), "timestamp": round(now, 3)}
         if self.resumed_from is not None:
             entry["resumed_from"] = self.resumed_from
         self.history.append(entry)
@@ -314,7 +315,9 @@ def export_model(model: nn.Module, example_input: torch.Tensor, directory: Path)
     plain = copy.deepcopy(model).cpu().eval()
     example = example_input[:2].detach().cpu()
     try:
-        exported = torch.export.export(plain, (example,))
+        # the batch dimension stays free: serving calls it with any number of rows
+        exported = torch.export.export(plain, (example,),
+                                       dynamic_shapes=({0: torch.export.Dim.DYNAMIC},))
         torch.export.save(exported, directory / EXPORT_FILES["torch.export"])
         return "torch.export"
     except Exception as err:  # many models cannot be exported; tracing often still works

@@ -1,0 +1,157 @@
+"""The `ray` backend against a real Ray head (`ray start --head` on loopback): jobs go
+through the Ray Jobs API with the job id as submission id, and their states, logs,
+retries, timeouts and cancellation come back as shipyard's."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from shipyard.cluster import get_backend
+from shipyard.cluster.profiles import ClusterProfile
+from shipyard.cluster.ray_jobs import submission_id
+from shipyard.jobs.home import Home
+from shipyard.jobs.procs import terminate_tree
+from shipyard.jobs.store import JobStore
+from helpers import ROOT, shipyard as cli, shipyard_json, wait_until
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ray_head():
+    """A Ray head with 2 CPUs and its dashboard (the Jobs API) on loopback, for the module.
+
+    Its temporary directory is short: Ray's socket paths must fit in 107 characters.
+    """
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    dashboard = _free_port()
+    env = dict(os.environ)
+    # the jobs' entrypoint runs `python` from the head's PATH: this environment's
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
+         f"--port={_free_port()}", "--num-cpus=2", "--include-dashboard=true",
+         "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
+         # the agent that runs Ray jobs has a fixed default port another head may hold
+         f"--dashboard-agent-listen-port={_free_port()}",
+         "--disable-usage-stats", f"--temp-dir={temp}"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    address = f"http://127.0.0.1:{dashboard}"
+
+    def jobs_api_up():
+        from ray.job_submission import JobSubmissionClient
+
+        from shipyard.cluster.ray_jobs import _use_ray_auth_token
+
+        _use_ray_auth_token()
+        try:
+            return JobSubmissionClient(address)
+        except Exception:
+            return None
+
+    try:
+        client = wait_until(jobs_api_up, timeout=90, interval=1.0, what="the Ray Jobs API")
+        yield address, client
+    finally:
+        terminate_tree(proc.pid, proc.pid, grace=10.0)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def python_spec(tmp_path: Path, entrypoint: str, params: dict | None = None, **spec) -> str:
+    doc = {"apiVersion": "shipyard/v1", "kind": "Job", "metadata": {"name": "on-ray"},
+           "spec": {**spec, "python": {"entrypoint": entrypoint, "params": params or {}}}}
+    path = tmp_path / f"{entrypoint.replace(':', '-')}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return str(path)
+
+
+def test_a_job_runs_as_a_ray_job_named_by_its_id(home, tmp_path, ray_head):
+    address, client = ray_head
+    final = shipyard_json("run", python_spec(tmp_path, "jobfuncs:echo", {"value": 7}),
+                          "--cluster", address, timeout=120)
+    assert final["state"] == "SUCCEEDED", final
+    assert final["result"]["value"]["value"] == 7
+    assert final["cluster"] == address
+    assert client.get_job_status(final["id"]) == "SUCCEEDED"  # submission id = job id
+    logs = cli("logs", final["id"], check=True).stdout
+    assert f"job {final['id']} attempt 1: python workload" in logs  # read from Ray
+    assert [j["id"] for j in shipyard_json("list")] == [final["id"]]
+
+    # submitting the same attempt again finds the first Ray job instead of a second
+    home_ = Home.from_env()
+    store = JobStore(home_.db)
+    record = store.get(final["id"])
+    backend = get_backend(ClusterProfile(name=address, backend="ray", address=address),
+                          home_, store)
+    backend._launch(record)
+    ours = [j for j in client.list_jobs() if (j.metadata or {}).get("shipyard_job_id")
+            == final["id"]]
+    assert len(ours) == 1
+
+
+def test_failures_are_retried_as_new_ray_jobs_but_bad_input_is_not(home, tmp_path, ray_head):
+    address, client = ray_head
+    final = shipyard_json("run", python_spec(tmp_path, "jobfuncs:boom", {"message": "kaput"},
+                                             retries=1), "--cluster", address, timeout=120)
+    assert (final["state"], final["attempt"]) == ("FAILED", 2), final
+    assert "kaput" in final["reason"]
+    for attempt in (1, 2):
+        assert client.get_job_status(submission_id(final["id"], attempt)) == "FAILED"
+    assert "--- attempt 2 ---" in cli("logs", final["id"]).stdout
+
+    proc = cli("run", python_spec(tmp_path, "jobfuncs:bad_input", retries=2),
+               "--cluster", address, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "data/missing.csv: no such file" in proc.stderr
+    assert shipyard_json("list")[-1]["attempt"] == 1
+
+
+def test_cancel_stops_the_ray_job_and_a_timeout_ends_it(home, tmp_path, ray_head):
+    address, client = ray_head
+    job_id = cli("submit", python_spec(tmp_path, "jobfuncs:sleepy", {"seconds": 120}),
+                 "--cluster", address, check=True).stdout.strip()
+    wait_until(lambda: shipyard_json("status", job_id)["state"] == "RUNNING", timeout=60,
+               interval=0.5, what="RUNNING")
+    cli("cancel", job_id, timeout=60, check=True)
+    assert shipyard_json("status", job_id)["state"] == "CANCELLED"
+    assert client.get_job_status(job_id) == "STOPPED"
+
+    final = shipyard_json("run", python_spec(tmp_path, "jobfuncs:sleepy", {"seconds": 120},
+                                             timeout="4s"), "--cluster", address, timeout=120)
+    assert (final["state"], final["reason"]) == ("FAILED", "timeout"), final
+    assert client.get_job_status(final["id"]) == "STOPPED"
+
+
+def test_a_torch_job_trains_on_the_ray_cluster(home, ray_head):
+    address, _ = ray_head
+    final = shipyard_json("run", str(ROOT / "jobs" / "digits-cnn.yaml"), "--cluster", address,
+                          "--set", "spec.torch.config.epochs=5", timeout=240)
+    assert final["state"] == "SUCCEEDED", final
+    result = final["result"]
+    assert [m["epoch"] for m in result["metrics"]] == list(range(5))
+    assert result["test_metrics"]["test_accuracy"] > 0.8
+    assert result["timing"]["ray_start_s"] < 3  # joined the running cluster
+    assert Path(result["artifacts"]["exported_model"]).is_file()
+
+
+def test_an_unreachable_ray_cluster_exits_3_and_records_nothing(home, tmp_path):
+    proc = cli("submit", python_spec(tmp_path, "jobfuncs:echo"), "--cluster",
+               f"http://127.0.0.1:{_free_port()}")
+    assert proc.returncode == 3
+    assert "cannot reach the Ray Jobs API" in proc.stderr
+    assert json.loads(cli("list", "--json").stdout) == []
