@@ -86,6 +86,9 @@ def main() -> None:
         print(json.dumps({"world_size": world, "started_at": STARTED,
                           "training_started_s": training_started - STARTED, "epochs": epochs}))
     if distributed:
+        # both ranks leave together: a rank tearing gloo down while the other still
+        # talks to it aborted now and then ("terminate called without an active exception")
+        dist.barrier()
         dist.destroy_process_group()
 
 
