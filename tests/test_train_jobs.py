@@ -163,3 +163,14 @@ def test_a_tabular_mlp_trains_on_ray_data_shards_of_a_parquet_table(home, tmp_pa
     assert result["artifacts"]["export_format"] == "torch.export"
     model = torch.export.load(result["artifacts"]["exported_model"]).module()
     assert model(torch.tensor(X[:5], dtype=torch.float32)).shape == (5, 3)
+
+
+def test_an_error_in_the_train_loop_fails_the_job_with_the_workers_reason(home):
+    proc = cli("run", DIGITS, "--set", "spec.retries=0", "--set", "spec.torch.config.channels=0",
+               "--set", "spec.torch.failure.max_failures=0", timeout=180)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    job = shipyard_json("list")[-1]
+    assert job["state"] == "FAILED"
+    assert job["reason"].startswith("RuntimeError: training failed on worker")
+    assert "spec.torch.failure.max_failures" in job["reason"]
+    assert "weight" in job["reason"]  # torch's own complaint about the 0-channel layer
