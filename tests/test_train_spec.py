@@ -78,7 +78,7 @@ def test_missing_data_and_missing_columns_are_named(tmp_path):
     text = problems(torch_doc(train_loop="shipyard.train.examples:tabular_mlp",
                               data={"path": str(path)},
                               config={"target": "churn", "features": ["age", "income"]}))
-    assert "spec.torch.config.target: column 'churn'" in text and "did you mean 'churned'" in text
+    assert "spec.torch.config.target: column 'churn' is not in the input" in text and "did you mean 'churned'" in text
     assert "spec.torch.config.features: column 'income'" in text
 
 

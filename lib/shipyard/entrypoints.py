@@ -20,7 +20,7 @@ from typing import Any
 
 from shipyard.suggest import closest
 
-__all__ = ["parse_reference", "resolve_callable", "check_call"]
+__all__ = ["parse_reference", "resolve_callable", "check_call", "resolve_for_spec"]
 
 _REFERENCE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
 
@@ -138,3 +138,17 @@ def check_call(func: Callable[..., Any], leading: int, params: dict[str, Any]) -
     except TypeError as err:
         name = getattr(func, "__name__", "function")
         raise ValueError(f"does not fit {name}{signature}: {err}") from err
+
+
+def resolve_for_spec(reference: str, context: dict[str, Any] | None) -> Callable[..., Any] | None:
+    """What a spec validator does with a reference: check its form, and import it unless
+    the spec is loaded with ``check_references=False`` (then None).
+
+    ``context`` is pydantic's validation context as :func:`shipyard.spec.load` sets it:
+    ``check_references`` and the ``search_paths`` to import from.
+    """
+    parse_reference(reference)
+    context = context or {}
+    if not context.get("check_references", True):
+        return None
+    return resolve_callable(reference, context.get("search_paths", ()))

@@ -46,7 +46,7 @@ from pydantic import (
 from shipyard.data.spec import DataFrameWorkload
 from shipyard.ml.spec import SklearnWorkload
 from shipyard.train.spec import TorchWorkload
-from shipyard.entrypoints import check_call, parse_reference, resolve_callable
+from shipyard.entrypoints import check_call, resolve_callable, resolve_for_spec
 from shipyard.errors import SpecError
 from shipyard.overrides import apply_overrides
 from shipyard.spec_errors import describe_errors
@@ -182,10 +182,7 @@ class PythonWorkload(_Model):
     @field_validator("entrypoint")
     @classmethod
     def _entrypoint_resolves(cls, entrypoint: str, info: ValidationInfo) -> str:
-        parse_reference(entrypoint)
-        context = info.context or {}
-        if context.get("check_references", True):
-            resolve_callable(entrypoint, context.get("search_paths", ()))
+        resolve_for_spec(entrypoint, info.context)
         return entrypoint
 
     @field_validator("params")

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from shipyard.jobs.store import JobRecord, JobStore
     from shipyard.spec import JobSpec
 
-__all__ = ["Backend"]
+__all__ = ["Backend", "ExistingCluster"]
 
 
 def _read_from(path: os.PathLike, offset: int) -> bytes:
@@ -187,3 +187,34 @@ class Backend:
 
     def _describe(self) -> dict[str, Any]:
         return {"name": self.profile.name, "backend": self.name, "address": self.profile.address}
+
+
+class ExistingCluster:
+    """Mixin for backends that use a cluster someone else runs (a Dask scheduler, a Ray
+    head): ``shipyard cluster up/down`` refuses, ``cluster status`` says if it answers.
+
+    The backend sets :attr:`cluster_kind` and :attr:`how_to_start`, and its
+    ``_check_reachable`` is the liveness check.
+    """
+
+    #: What the cluster is, for messages: "an existing Dask scheduler".
+    cluster_kind: ClassVar[str] = "an existing cluster"
+    #: How its owner starts and stops it, for messages.
+    how_to_start: ClassVar[str] = ""
+
+    def _up(self) -> dict[str, Any]:
+        hint = f" ({self.how_to_start})" if self.how_to_start else ""
+        raise UsageError(f"cluster {self.profile.name!r} is {self.cluster_kind} "
+                         f"({self.profile.address}); shipyard uses it but does not "
+                         f"start or stop it{hint}")
+
+    _down = _up
+
+    def _describe(self) -> dict[str, Any]:
+        try:
+            self._check_reachable()
+            up = True
+        except ClusterError:
+            up = False
+        return {"name": self.profile.name, "backend": self.name,
+                "address": self.profile.address, "up": up}

@@ -8,19 +8,20 @@ an attempt is killed its client disconnects and the scheduler drops its tasks.
 from __future__ import annotations
 
 import socket
-from typing import Any
 from urllib.parse import urlparse
 
+from shipyard.cluster.base import ExistingCluster
 from shipyard.cluster.local import LocalBackend
 from shipyard.errors import ClusterError, UsageError
 
 __all__ = ["DaskSchedulerBackend"]
 
 
-class DaskSchedulerBackend(LocalBackend):
+class DaskSchedulerBackend(ExistingCluster, LocalBackend):
     """Local supervisors, an existing Dask scheduler for the computation."""
 
     name = "dask"
+    cluster_kind = "an existing Dask scheduler"
     CONNECT_TIMEOUT = 5.0
 
     def _host_port(self) -> tuple[str, int]:
@@ -47,18 +48,4 @@ class DaskSchedulerBackend(LocalBackend):
     def _scheduler_address(self) -> str | None:
         return self.profile.address
 
-    def _up(self) -> dict[str, Any]:
-        raise UsageError(f"cluster {self.profile.name!r} is an existing Dask scheduler "
-                         f"({self.profile.address}); shipyard connects to it but does not "
-                         "start or stop it")
 
-    _down = _up
-
-    def _describe(self) -> dict[str, Any]:
-        try:
-            self._check_reachable()
-            up = True
-        except ClusterError:
-            up = False
-        return {"name": self.profile.name, "backend": self.name,
-                "address": self.profile.address, "up": up}

@@ -30,7 +30,7 @@ import shlex
 import time
 from typing import Any
 
-from shipyard.cluster.base import Backend
+from shipyard.cluster.base import Backend, ExistingCluster
 from shipyard.errors import ClusterError, InvalidTransitionError, UsageError
 from shipyard.jobs.home import attempt_outcome_path
 from shipyard.jobs.states import FailureKind, JobState
@@ -89,10 +89,12 @@ def _use_ray_auth_token() -> None:
     maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
-class RayJobsBackend(Backend):
+class RayJobsBackend(ExistingCluster, Backend):
     """Jobs as Ray jobs on an existing cluster, reached at its dashboard address."""
 
     name = "ray"
+    cluster_kind = "an existing Ray cluster"
+    how_to_start = "ray start --head / ray stop"
     #: How long a submission is retried while the cluster answers "try again later"
     #: (a head that has just started has no job agent yet).
     SUBMIT_RETRY_SECONDS = 60.0
@@ -290,20 +292,3 @@ class RayJobsBackend(Backend):
             return b""
         return text.encode("utf-8")[offset:]
 
-    # -- `shipyard cluster status` --------------------------------------------------------
-
-    def _up(self) -> dict[str, Any]:
-        raise UsageError(f"cluster {self.profile.name!r} is an existing Ray cluster "
-                         f"({self.profile.address}); shipyard submits to it but does not "
-                         "start or stop it (ray start --head / ray stop)")
-
-    _down = _up
-
-    def _describe(self) -> dict[str, Any]:
-        try:
-            self._check_reachable()
-            up = True
-        except ClusterError:
-            up = False
-        return {"name": self.profile.name, "backend": self.name,
-                "address": self.profile.address, "up": up}

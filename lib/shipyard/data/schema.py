@@ -233,3 +233,28 @@ def read_schema(spec: InputSpec) -> Schema:
                                  f"(its columns: {', '.join(columns)})")
         columns = {c: columns[c] for c in spec.columns}
     return Schema(columns)
+
+
+def missing_column_problems(where: str, schema: Schema, columns: list[str]) -> list[str]:
+    """One spec problem line per column of ``columns`` not in ``schema``, with the closest
+    name as a suggestion and the columns there are.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> schema = Schema({"age": np.dtype("float64"), "income": np.dtype("float64")})
+    >>> missing_column_problems("spec.x.target", schema, ["incme", "age"])
+    ["spec.x.target: column 'incme' is not in the input; did you mean 'income'? (its columns: age, income)"]
+    """
+    from shipyard.suggest import closest
+
+    problems = []
+    listing = ", ".join(schema.names())
+    if len(listing) > 300:
+        listing = listing[:297] + "..."
+    for column in schema.missing(columns):
+        guess = closest(column, list(schema.columns))
+        hint = f"; did you mean {guess!r}?" if guess else ""
+        problems.append(f"{where}: column {column!r} is not in the input{hint} "
+                        f"(its columns: {listing})")
+    return problems

@@ -7,7 +7,7 @@ from typing import Any
 
 from pandas.api import types as ptypes
 
-from shipyard.data.schema import Schema, forget_layouts, read_schema
+from shipyard.data.schema import forget_layouts, missing_column_problems, read_schema
 from shipyard.errors import InputDataError
 from shipyard.ml.estimators import estimator_problems
 from shipyard.ml.spec import SklearnWorkload
@@ -42,19 +42,6 @@ def feature_columns(block: SklearnWorkload, columns: list[str]) -> list[str]:
     return [c for c in columns if c != block.target]
 
 
-def _missing(where: str, schema: Schema, columns: list[str]) -> list[str]:
-    problems = []
-    listing = ", ".join(schema.names())
-    if len(listing) > 300:
-        listing = listing[:297] + "..."
-    for column in schema.missing(columns):
-        guess = closest(column, list(schema.columns))
-        hint = f"; did you mean {guess!r}?" if guess else ""
-        problems.append(f"{where}: column {column!r} is not in the input{hint} "
-                        f"(its columns: {listing})")
-    return problems
-
-
 def check_workload(block: SklearnWorkload) -> list[str]:
     """Every problem of an sklearn job found without training, as spec lines."""
     forget_layouts()
@@ -66,9 +53,9 @@ def check_workload(block: SklearnWorkload) -> list[str]:
         except InputDataError as err:
             return [f"{_PREFIX}.input.path: {err}"]
         if block.target is not None:
-            problems += _missing(f"{_PREFIX}.target", schema, [block.target])
+            problems += missing_column_problems(f"{_PREFIX}.target", schema, [block.target])
         if block.features is not None:
-            problems += _missing(f"{_PREFIX}.features", schema, block.features)
+            problems += missing_column_problems(f"{_PREFIX}.features", schema, block.features)
         if problems:
             return problems
         target_dtype = schema.columns.get(block.target) if block.target else None
@@ -116,8 +103,8 @@ def _batch_input_problems(block: SklearnWorkload, features: list[str]) -> list[s
         schema = read_schema(spec.input)
     except InputDataError as err:
         return [f"{_PREFIX}.batch_predict.input.path: {err}"]
-    return (_missing(f"{_PREFIX}.batch_predict.input", schema, features)
-            + _missing(f"{_PREFIX}.batch_predict.keep", schema, spec.keep))
+    return (missing_column_problems(f"{_PREFIX}.batch_predict.input", schema, features)
+            + missing_column_problems(f"{_PREFIX}.batch_predict.keep", schema, spec.keep))
 
 
 def _saved_model_problems(block: SklearnWorkload) -> list[str]:

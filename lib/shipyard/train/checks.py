@@ -3,9 +3,8 @@ config names (``target``, ``features``) are in it."""
 
 from __future__ import annotations
 
-from shipyard.data.schema import forget_layouts, read_schema
+from shipyard.data.schema import forget_layouts, missing_column_problems, read_schema
 from shipyard.errors import InputDataError
-from shipyard.suggest import closest
 from shipyard.train.spec import TorchWorkload
 
 __all__ = ["check_workload"]
@@ -22,13 +21,9 @@ def check_workload(block: TorchWorkload) -> list[str]:
         schema = read_schema(block.data)
     except InputDataError as err:
         return [f"{_PREFIX}.data.path: {err}"]
-    named = {"target": block.config.get("target"), "features": block.config.get("features")}
     problems = []
-    for key, value in named.items():
+    for key in ("target", "features"):
+        value = block.config.get(key)
         columns = [value] if isinstance(value, str) else value if isinstance(value, list) else []
-        for column in schema.missing(columns):
-            guess = closest(column, list(schema.columns))
-            hint = f"; did you mean {guess!r}?" if guess else ""
-            problems.append(f"{_PREFIX}.config.{key}: column {column!r} is not in "
-                            f"{block.data.path}{hint} (its columns: {', '.join(schema.names())})")
+        problems += missing_column_problems(f"{_PREFIX}.config.{key}", schema, columns)
     return problems

@@ -33,7 +33,7 @@ from pydantic import (
 )
 
 from shipyard.data.spec import InputSpec
-from shipyard.entrypoints import parse_reference, resolve_callable
+from shipyard.entrypoints import resolve_for_spec
 from shipyard.units import format_duration, parse_duration
 
 __all__ = ["TorchWorkload", "ScalingSpec", "FailureSpec", "CheckpointSpec", "TrainDataSpec"]
@@ -118,13 +118,10 @@ class TorchWorkload(_Model):
     @field_validator("train_loop")
     @classmethod
     def _loop_resolves(cls, reference: str, info: ValidationInfo) -> str:
-        parse_reference(reference)
-        context = info.context or {}
-        if context.get("check_references", True):
-            func = resolve_callable(reference, context.get("search_paths", ()))
-            problem = _one_positional(func)
-            if problem:
-                raise ValueError(problem)
+        func = resolve_for_spec(reference, info.context)
+        problem = _one_positional(func) if func is not None else None
+        if problem:
+            raise ValueError(problem)
         return reference
 
     @property
