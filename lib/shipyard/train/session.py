@@ -48,6 +48,17 @@ MODEL_FILE = "model.pt"
 EXPORT_FILES = {"torch.export": "model.pt2", "torchscript": "model.torchscript.pt"}
 
 
+def _quiet_report_log() -> None:
+    # Ray Train logs every report (metrics and all) at INFO on each worker, whatever the
+    # run's LoggingConfig says: its logger is named by file path, outside "ray.train".
+    # The driver already logs each epoch once.
+    try:
+        from ray.train.v2._internal.execution import context as report_module
+    except ImportError:  # another Ray layout: keep its logging as it is
+        return
+    logging.getLogger(report_module.__file__).setLevel(logging.WARNING)
+
+
 def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
@@ -68,6 +79,7 @@ class TrainSession:
         import ray.train.torch
 
         self.config = dict(config)
+        _quiet_report_log()
         context = ray.train.get_context()
         self.rank = context.get_world_rank()
         self.world_size = context.get_world_size()
