@@ -155,3 +155,22 @@ def test_an_unreachable_ray_cluster_exits_3_and_records_nothing(home, tmp_path):
     assert proc.returncode == 3
     assert "cannot reach the Ray Jobs API" in proc.stderr
     assert json.loads(cli("list", "--json").stdout) == []
+
+
+def test_workers_a_busy_cluster_cannot_place_fail_after_the_placement_timeout(home, ray_head):
+    address, _ = ray_head
+    digits = str(ROOT / "jobs" / "digits-cnn.yaml")
+    # job A holds both CPUs of the head with its 2 workers for a while
+    holder = cli("submit", digits, "--cluster", address, "--set", "spec.torch.config.epochs=30",
+                 "--set", "spec.torch.config.batch_size=2", check=True).stdout.strip()
+
+    def training():
+        progress = shipyard_json("status", holder).get("progress") or {}
+        return progress.get("phase") == "train"
+
+    wait_until(training, timeout=120, interval=0.5, what="job A training")
+    proc = cli("run", digits, "--cluster", address, "--set", "spec.retries=0",
+               "--set", "spec.torch.scaling.placement_timeout=5s", timeout=120)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "could not place 2 training workers within 5s" in proc.stderr + proc.stdout
+    cli("cancel", holder, check=True)
