@@ -129,12 +129,14 @@ def test_cancel_stops_the_ray_job_and_a_timeout_ends_it(home, tmp_path, ray_head
                interval=0.5, what="RUNNING")
     cli("cancel", job_id, timeout=60, check=True)
     assert shipyard_json("status", job_id)["state"] == "CANCELLED"
-    assert client.get_job_status(job_id) == "STOPPED"
+    wait_until(lambda: client.get_job_status(job_id) == "STOPPED", timeout=30,
+               interval=0.5, what="Ray to stop the job")
 
     final = shipyard_json("run", python_spec(tmp_path, "jobfuncs:sleepy", {"seconds": 120},
                                              timeout="4s"), "--cluster", address, timeout=120)
     assert (final["state"], final["reason"]) == ("FAILED", "timeout"), final
-    assert client.get_job_status(final["id"]) == "STOPPED"
+    wait_until(lambda: client.get_job_status(final["id"]) == "STOPPED", timeout=30,
+               interval=0.5, what="Ray to stop the job")
 
 
 def test_a_torch_job_trains_on_the_ray_cluster(home, ray_head):
@@ -145,7 +147,7 @@ def test_a_torch_job_trains_on_the_ray_cluster(home, ray_head):
     result = final["result"]
     assert [m["epoch"] for m in result["metrics"]] == list(range(5))
     assert result["test_metrics"]["test_accuracy"] > 0.8
-    assert result["timing"]["ray_start_s"] < 3  # joined the running cluster
+    assert result["timing"]["ray_start_s"] < 15  # joined the running cluster (no local start)
     assert Path(result["artifacts"]["exported_model"]).is_file()
 
 
@@ -168,9 +170,11 @@ def test_workers_a_busy_cluster_cannot_place_fail_after_the_placement_timeout(ho
         progress = shipyard_json("status", holder).get("progress") or {}
         return progress.get("phase") == "train"
 
-    wait_until(training, timeout=120, interval=0.5, what="job A training")
-    proc = cli("run", digits, "--cluster", address, "--set", "spec.retries=0",
-               "--set", "spec.torch.scaling.placement_timeout=5s", timeout=120)
-    assert proc.returncode == 3, proc.stdout + proc.stderr
-    assert "could not place 2 training workers within 5s" in proc.stderr + proc.stdout
-    cli("cancel", holder, check=True)
+    try:
+        wait_until(training, timeout=120, interval=0.5, what="job A training")
+        proc = cli("run", digits, "--cluster", address, "--set", "spec.retries=0",
+                   "--set", "spec.torch.scaling.placement_timeout=5s", timeout=120)
+        assert proc.returncode == 3, proc.stdout + proc.stderr
+        assert "could not place 2 training workers within 5s" in proc.stderr + proc.stdout
+    finally:
+        cli("cancel", holder)

@@ -23,7 +23,7 @@ from helpers import ROOT, shipyard as cli, shipyard_json, wait_until
 
 DIGITS = str(ROOT / "jobs" / "digits-cnn.yaml")
 # small batches make an epoch last about a second, long enough to kill something in one
-SLOW = ["--set", "spec.torch.config.batch_size=2", "--set", "spec.torch.config.epochs=6"]
+SLOW = ["--set", "spec.torch.config.batch_size=2", "--set", "spec.torch.config.epochs=8"]
 
 
 def status(job_id: str) -> dict:
@@ -88,8 +88,9 @@ def test_a_killed_worker_resumes_from_the_latest_checkpoint(home):
     wait_until(lambda: epochs_done(job_id) >= 2, timeout=120, interval=0.2,
                what="two epochs")
     runner = JobStore(home / "jobs.db").get(job_id).runner_pid
-    victim = ray_train_workers(runner)[0]
-    victim.kill()
+    workers = ray_train_workers(runner)
+    assert workers, "no Ray Train worker process found in the attempt's session"
+    workers[0].kill()
 
     final = shipyard_json("wait", job_id, "--timeout", "240", timeout=260)
     assert final["state"] == "SUCCEEDED", final
@@ -99,7 +100,7 @@ def test_a_killed_worker_resumes_from_the_latest_checkpoint(home):
     resumed = result["resumed_from_epoch"]
     assert resumed is not None and resumed >= 1, "training started over from epoch 0"
     # every epoch once: the ones before the failure from the checkpoint, then the rest
-    assert [m["epoch"] for m in result["metrics"]] == list(range(6))
+    assert [m["epoch"] for m in result["metrics"]] == list(range(8))
     assert all(m.get("resumed_from") == resumed for m in result["metrics"][resumed + 1:])
 
 
@@ -116,7 +117,7 @@ def test_a_retried_job_resumes_from_the_checkpoint_of_the_attempt_before(home):
     assert final["attempt"] == 2
     result = json.loads(cli("result", job_id, check=True).stdout)
     assert result["resumed_from_epoch"] is not None and result["resumed_from_epoch"] >= 1
-    assert [m["epoch"] for m in result["metrics"]] == list(range(6))
+    assert [m["epoch"] for m in result["metrics"]] == list(range(8))
     # nothing of the killed attempt's Ray outlived it
     wait_until(lambda: not ray_train_workers(runner), timeout=15, what="attempt 1's workers")
 

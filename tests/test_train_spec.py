@@ -82,6 +82,13 @@ def test_missing_data_and_missing_columns_are_named(tmp_path):
     assert "spec.torch.config.features: column 'income'" in text
 
 
+def test_torch_data_refuses_pandas_reader_options_ray_data_would_ignore(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("a;b\n1;2\n")
+    text = problems(torch_doc(data={"path": str(path), "sep": ";"}))
+    assert "spec.torch.data" in text and "sep: not supported for torch.data" in text
+
+
 def test_placement_needs_gpus_and_cpus():
     check_placeable(ScalingSpec(workers=2, cpus_per_worker=2), {"CPU": 4.0}, "here")
     with pytest.raises(ResourcesError, match="has no GPU"):

@@ -30,7 +30,9 @@ import shlex
 import time
 from typing import Any
 
+from shipyard.atomic import write_json_atomic
 from shipyard.cluster.base import Backend, ExistingCluster
+from shipyard.cluster.ray_session import quiet_auth_notice
 from shipyard.errors import ClusterError, InvalidTransitionError, UsageError
 from shipyard.jobs.home import attempt_outcome_path
 from shipyard.jobs.states import FailureKind, JobState
@@ -42,6 +44,8 @@ log = logging.getLogger("shipyard.ray_jobs")
 
 #: The environment variable that carries the spec (base64 of its YAML) to the runner.
 SPEC_ENV = "SHIPYARD_SPEC_B64"
+#: In the run directory: how this job's attempts are submitted (see _submission).
+SUBMISSION_FILE = "ray-submission.json"
 
 #: The runner's exit status -> why the attempt failed (see shipyard.jobs.runner).
 _EXIT_KINDS = {2: FailureKind.INPUT, 3: FailureKind.CLUSTER}
@@ -76,6 +80,21 @@ def _is_transient(err: Exception) -> bool:
             or any(f"status code {code}" in text for code in (429, 502, 503, 504)))
 
 
+def _is_not_found(err: Exception) -> bool:
+    """Whether the Jobs API answered that the job does not exist (a connection error's
+    text holds the URL, which holds the job id, so a bare "404" is not enough).
+
+    Examples
+    --------
+    >>> _is_not_found(RuntimeError("Request failed with status code 404: Job x does not exist."))
+    True
+    >>> _is_not_found(ConnectionError("Failed to connect to http://h:8265/api/jobs/a-20260404-1"))
+    False
+    """
+    text = str(err)
+    return "status code 404" in text or "does not exist" in text
+
+
 def _use_ray_auth_token() -> None:
     """Send Ray's auth token when there is one, found as ``ray job submit`` finds it
     (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH``, ``~/.ray/auth_token``): clusters started
@@ -86,6 +105,7 @@ def _use_ray_auth_token() -> None:
         )
     except ImportError:  # a Ray without token authentication
         return
+    quiet_auth_notice()
     maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
@@ -116,7 +136,12 @@ class RayJobsBackend(ExistingCluster, Backend):
         if not address.startswith(("http://", "https://")):
             raise UsageError(f"cluster {self.profile.name!r}: a Ray cluster is given by its "
                              f"dashboard address, http://host:8265; got {address!r}")
-        from ray.job_submission import JobSubmissionClient
+        try:
+            from ray.job_submission import JobSubmissionClient
+        except ImportError:
+            raise UsageError(f"--cluster {address}: submitting to a Ray cluster needs Ray "
+                             "with its job client on this machine: pip install "
+                             "'shipyard[train]'") from None
 
         _use_ray_auth_token()
         try:
@@ -136,8 +161,36 @@ class RayJobsBackend(ExistingCluster, Backend):
 
     # -- submitting -----------------------------------------------------------------------
 
-    def _entrypoint(self, record: JobRecord) -> str:
-        python = self.profile.settings.get("python", "python")
+    def _submission(self, record: JobRecord) -> dict[str, Any]:
+        """How attempts of this job are submitted: the interpreter and the Ray runtime env.
+
+        Fixed by the first attempt and kept in the run directory, so a retry submitted by
+        whichever process reads the job (``status``, ``list``, ...) is submitted as the
+        submitter set it up, with the profile's ``python`` and the submitter's paths.
+        """
+        path = self.home.run_dir(record.id) / SUBMISSION_FILE
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            pass
+        spec_text = (self.home.run_dir(record.id) / "spec.yaml").read_bytes()
+        env = {SPEC_ENV: base64.b64encode(spec_text).decode("ascii"),
+               "SHIPYARD_HOME": str(self.home.root), "PYTHONUNBUFFERED": "1"}
+        # the entrypoint's module is found as `shipyard validate` found it (as the local
+        # backend's supervisor passes it on)
+        paths = [p for p in (record.spec_dir, record.workdir, os.environ.get("PYTHONPATH"))
+                 if p]
+        if paths:
+            env["PYTHONPATH"] = os.pathsep.join(paths)
+        if self.profile.settings.get("train_storage"):
+            # checkpoints where every node reaches them (read by shipyard.train.job)
+            env["SHIPYARD_TRAIN_STORAGE"] = str(self.profile.settings["train_storage"])
+        submission = {"python": self.profile.settings.get("python", "python"),
+                      "runtime_env": {"env_vars": env}}
+        write_json_atomic(path, submission)
+        return submission
+
+    def _entrypoint(self, record: JobRecord, python: str) -> str:
         run_dir = self.home.run_dir(record.id)
         command = [python, "-m", "shipyard.jobs.runner", "--run-dir", str(run_dir),
                    "--job-id", record.id, "--attempt", str(record.attempt),
@@ -149,26 +202,15 @@ class RayJobsBackend(ExistingCluster, Backend):
             return f"cd {shlex.quote(record.workdir)} 2>/dev/null; {runner}"
         return runner
 
-    def _runtime_env(self, record: JobRecord) -> dict[str, Any]:
-        spec_text = (self.home.run_dir(record.id) / "spec.yaml").read_bytes()
-        env = {SPEC_ENV: base64.b64encode(spec_text).decode("ascii"),
-               "SHIPYARD_HOME": str(self.home.root), "PYTHONUNBUFFERED": "1"}
-        # the entrypoint's module is found as `shipyard validate` found it (as the local
-        # backend's supervisor passes it on)
-        paths = [p for p in (record.spec_dir, record.workdir, os.environ.get("PYTHONPATH"))
-                 if p]
-        if paths:
-            env["PYTHONPATH"] = os.pathsep.join(paths)
-        return {"env_vars": env}
-
     def _launch(self, record: JobRecord) -> None:
         sid = submission_id(record.id, record.attempt)
+        submission = self._submission(record)
         deadline = time.monotonic() + self.SUBMIT_RETRY_SECONDS
         while True:
             try:
                 self.client.submit_job(
-                    entrypoint=self._entrypoint(record), submission_id=sid,
-                    runtime_env=self._runtime_env(record),
+                    entrypoint=self._entrypoint(record, submission["python"]),
+                    submission_id=sid, runtime_env=submission["runtime_env"],
                     metadata={"shipyard_job_id": record.id, "attempt": str(record.attempt),
                               "name": record.name},
                 )
@@ -187,12 +229,20 @@ class RayJobsBackend(ExistingCluster, Backend):
                         record.attempt)
 
     # -- watching -------------------------------------------------------------------------
+    #
+    # Several processes may read the same job at once (`run` waiting, `logs -f`, `list`).
+    # Each looks at the Ray job of the attempt the store is at (its id follows from the
+    # attempt), and acts on it only through a transition guarded by that attempt number:
+    # whoever moves the job first owns the consequence (submitting the next attempt).
 
-    def _move(self, record: JobRecord, to: JobState, reason: str, **kwargs: Any) -> None:
+    def _move(self, record: JobRecord, to: JobState, reason: str,
+              **kwargs: Any) -> JobRecord | None:
+        """The transition, if this process made it (None if another one moved first)."""
         try:
-            self.store.transition(record.id, to, reason, if_attempt=record.attempt, **kwargs)
+            return self.store.transition(record.id, to, reason, if_attempt=record.attempt,
+                                         **kwargs)
         except InvalidTransitionError:
-            pass  # another process moved it first
+            return None
 
     def _copy_progress(self, record: JobRecord) -> None:
         path = self.home.run_dir(record.id) / "progress.json"
@@ -214,31 +264,46 @@ class RayJobsBackend(ExistingCluster, Backend):
         message = " ".join((getattr(info, "message", None) or "").split())
         return _EXIT_KINDS.get(code, FailureKind.ERROR), message[:500] or "the Ray job failed"
 
+    def _started(self, record: JobRecord) -> JobRecord | None:
+        """The record as RUNNING (moving it there if Ray ran the attempt before anyone
+        saw it), or None if another process has moved the job on meanwhile."""
+        if record.state is JobState.RUNNING:
+            return record
+        return self._move(record, JobState.RUNNING, f"attempt {record.attempt} started")
+
     def _refresh(self, record: JobRecord) -> JobRecord:
         from ray.job_submission import JobStatus
 
-        sid = record.external_id or submission_id(record.id, record.attempt)
+        sid = submission_id(record.id, record.attempt)
         try:
             info = self.client.get_job_info(sid)
         except ClusterError:
             return record  # unreachable now: keep what we know
         except Exception as err:
-            if "does not exist" in str(err) or "404" in str(err):
+            if not _is_not_found(err):
+                log.warning("could not read Ray job %s: %s", sid, err)
+                return record
+            if record.state is JobState.PENDING:
+                # Not submitted yet: another process is submitting it (and may retry for
+                # SUBMIT_RETRY_SECONDS), or died doing so. Past that, submit it here:
+                # submitting is idempotent.
+                events = self.store.events(record.id)
+                quiet = time.time() - (events[-1].ts if events else record.created_at)
+                if quiet > self.SUBMIT_RETRY_SECONDS + 10:
+                    self._launch_or_fail(record)
+            else:
                 self._move(record, JobState.FAILED,
                            f"Ray job {sid} is not known to {self.profile.address} "
                            "(the cluster was restarted?)", failure_kind=FailureKind.LOST)
-                return self.store.get(record.id)
-            log.warning("could not read Ray job %s: %s", sid, err)
-            return record
+            return self.store.get(record.id)
         self._copy_progress(record)
         status = info.status
         if status == JobStatus.RUNNING and record.state is JobState.PENDING:
-            self._move(record, JobState.RUNNING, f"attempt {record.attempt} started")
+            self._started(record)
         elif status == JobStatus.SUCCEEDED:
-            if record.state is JobState.PENDING:
-                self._move(record, JobState.RUNNING, f"attempt {record.attempt} started")
-                record = self.store.get(record.id)
-            self._move(record, JobState.SUCCEEDED, "completed")
+            running = self._started(record)
+            if running is not None:
+                self._move(running, JobState.SUCCEEDED, "completed")
         elif status == JobStatus.STOPPED:
             self._move(record, JobState.CANCELLED, "cancelled")
         elif status == JobStatus.FAILED:
@@ -246,42 +311,72 @@ class RayJobsBackend(ExistingCluster, Backend):
             self._attempt_failed(record, kind, reason)
         elif status == JobStatus.RUNNING and record.timeout_s and info.start_time:
             if time.time() - info.start_time / 1000 > record.timeout_s:  # Ray keeps ms
-                self._stop(sid, wait=10.0)
-                self._attempt_failed(record, FailureKind.TIMEOUT, "timeout")
+                self._attempt_failed(record, FailureKind.TIMEOUT, "timeout", stop=sid)
         return self.store.get(record.id)
 
-    def _attempt_failed(self, record: JobRecord, kind: FailureKind, reason: str) -> None:
-        if record.state is JobState.PENDING:
-            self._move(record, JobState.RUNNING, f"attempt {record.attempt} started")
-            record = self.store.get(record.id)
+    def _attempt_failed(self, record: JobRecord, kind: FailureKind, reason: str,
+                        stop: str | None = None) -> None:
+        """End the attempt (recorded first, so no other reader maps its STOPPED status to
+        CANCELLED), stop its Ray job if asked, and submit the next attempt if there is one."""
+        running = self._started(record)
+        if running is None:
+            return  # another process dealt with this attempt
         retryable = kind is not FailureKind.INPUT
-        if retryable and record.attempt < record.max_attempts and not record.cancel_requested:
-            self._move(record, JobState.PENDING, f"attempt {record.attempt} failed: {reason}",
-                       failure_kind=kind, next_attempt=True)
-            retried = self.store.get(record.id)
-            if retried.attempt == record.attempt + 1 and retried.state is JobState.PENDING:
-                self._launch(retried)
+        if retryable and running.attempt < running.max_attempts and not running.cancel_requested:
+            retried = self._move(running, JobState.PENDING,
+                                 f"attempt {running.attempt} failed: {reason}",
+                                 failure_kind=kind, next_attempt=True)
         else:
-            self._move(record, JobState.FAILED, reason, failure_kind=kind)
+            retried = None
+            self._move(running, JobState.FAILED, reason, failure_kind=kind)
+        if stop:
+            self._stop(stop, wait=10.0)
+        if retried is not None:
+            self._launch_or_fail(retried)
+
+    def _launch_or_fail(self, record: JobRecord) -> None:
+        """Submit an attempt from a read; a submission that fails ends the job with a
+        reason instead of an error out of `status`. A cancel that came in meanwhile
+        stops what was just submitted."""
+        try:
+            self._launch(record)
+        except Exception as err:
+            self._move(record, JobState.FAILED,
+                       f"could not submit attempt {record.attempt} to {self.profile.address}: "
+                       f"{str(err).splitlines()[0] if str(err) else type(err).__name__}",
+                       failure_kind=FailureKind.CLUSTER)
+            return
+        now = self.store.get(record.id)
+        if now.cancel_requested or now.state.is_terminal():
+            self._stop(submission_id(record.id, record.attempt), wait=10.0)
 
     # -- cancelling -----------------------------------------------------------------------
 
     def _stop(self, sid: str, wait: float) -> None:
+        """Stop a Ray job and wait (up to ``wait`` s) until Ray says it ended; a job Ray
+        does not know (never submitted) needs no stopping."""
         from ray.job_submission import JobStatus
 
-        self.client.stop_job(sid)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if self.client.get_job_status(sid) in (JobStatus.STOPPED, JobStatus.SUCCEEDED,
-                                                   JobStatus.FAILED):
-                return
-            time.sleep(0.2)
+        try:
+            self.client.stop_job(sid)
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                if self.client.get_job_status(sid) in (JobStatus.STOPPED, JobStatus.SUCCEEDED,
+                                                       JobStatus.FAILED):
+                    return
+                time.sleep(0.2)
+        except Exception as err:
+            if not _is_not_found(err):
+                raise ClusterError(f"could not stop Ray job {sid} on "
+                                   f"{self.profile.address}: {err}") from None
 
     def _cancel(self, record: JobRecord, timeout: float) -> None:
+        # terminal first, so no reader submits another attempt; then stop the attempt the
+        # job was at (a reader that submitted one meanwhile stops it itself, above)
         self.store.request_cancel(record.id)
-        sid = record.external_id or submission_id(record.id, record.attempt)
-        self._stop(sid, wait=timeout)
         self.store.transition(record.id, JobState.CANCELLED, "cancelled")
+        attempt = self.store.get(record.id).attempt
+        self._stop(submission_id(record.id, attempt), wait=timeout)
 
     # -- logs -----------------------------------------------------------------------------
 

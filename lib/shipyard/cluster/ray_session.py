@@ -20,13 +20,20 @@ from shipyard.errors import ClusterError
 if TYPE_CHECKING:
     from shipyard.spec import Resources
 
-__all__ = ["RaySession", "LOCAL_OBJECT_STORE_BYTES"]
+__all__ = ["RaySession", "LOCAL_OBJECT_STORE_BYTES", "quiet_auth_notice"]
 
 log = logging.getLogger("shipyard.ray")
 
 #: The local object store: enough for shards of datasets a laptop trains on, small
 #: enough to leave the machine's memory to the workers (Ray's default takes 30%).
 LOCAL_OBJECT_STORE_BYTES = 512 * 1024**2
+
+
+def quiet_auth_notice() -> None:
+    """Silence Ray's "Token authentication is enabled" notice, printed on every connection:
+    it is not about the job, and it would be a second paragraph under an error message."""
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+        logging.ERROR)
 
 
 def _free_port() -> int:
@@ -70,6 +77,7 @@ class RaySession:
             return
         import ray
 
+        quiet_auth_notice()
         began = time.perf_counter()
         try:
             if self.address:
@@ -89,6 +97,10 @@ class RaySession:
                     logging_level=logging.WARNING,
                 )
         except Exception as err:
+            try:
+                ray.shutdown()  # whatever a half-done start left running
+            except Exception:  # best effort: the error below is what matters
+                pass
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
             raise ClusterError(f"could not start or reach {where}: {err}") from err
         self.started = True

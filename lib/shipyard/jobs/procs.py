@@ -55,7 +55,7 @@ def _group_members(pgid: int) -> list[psutil.Process]:
             if proc.info["status"] != psutil.STATUS_ZOMBIE and pgid in (
                     os.getpgid(proc.pid), os.getsid(proc.pid)):
                 members.append(proc)
-        except (ProcessLookupError, psutil.NoSuchProcess):
+        except (OSError, psutil.NoSuchProcess):  # gone, or not ours to look at
             continue
     return members
 
@@ -94,7 +94,11 @@ def terminate_tree(pid: int | None, pgid: int | None, grace: float = 3.0) -> lis
     _signal_all(procs, pgid, signal.SIGTERM)
     _, alive = psutil.wait_procs(procs, timeout=grace)
     alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-    if alive or (pgid and _group_members(pgid)):
+    # and whatever joined the session during the grace period (a Ray worker starting)
+    if pgid:
+        known = {p.pid for p in alive}
+        alive += [p for p in _group_members(pgid) if p.pid not in known]
+    if alive:
         _signal_all(alive, pgid, signal.SIGKILL)
         psutil.wait_procs(alive, timeout=2.0)
     return [p.pid for p in alive]

@@ -126,6 +126,9 @@ def tabular_mlp(config: dict[str, Any]) -> dict[str, Any]:
     ``batch_size`` per worker (256), ``seed`` (0).
     """
     session = TrainSession(config)
+    if "target" not in config or "features" not in config:
+        raise ValueError("tabular_mlp needs config.target (the class column) and a "
+                         "torch.data table (config.features defaults to its other columns)")
     features, target = list(config["features"]), config["target"]
     classes = int(config.get("classes", 2))
     batch_size = int(config.get("batch_size", 256))
@@ -133,14 +136,20 @@ def tabular_mlp(config: dict[str, Any]) -> dict[str, Any]:
                                              classes, float(config.get("dropout", 0.1))))
     optimizer = torch.optim.Adam(model.parameters(), lr=float(config.get("lr", 0.001)))
     loss_fn = nn.NLLLoss()
-    train, held_out = session.shard("train"), session.shard("validation")
+    train = session.shard("train")
+    try:
+        held_out = session.shard("validation")
+    except KeyError:
+        raise ValueError("tabular_mlp evaluates on held-out rows: set torch.data.validation "
+                         "above 0") from None
 
-    def batches(shard):
-        return session.tabular_batches(shard, batch_size, features, target)
+    def batches(shard, drop_last=False):
+        return session.tabular_batches(shard, batch_size, features, target, drop_last)
 
     example = torch.zeros(2, len(features))
     for _epoch in session.epochs(model, optimizer):
-        stats = session.train_epoch(model, batches(train), optimizer, loss_fn)
+        # a last batch of one row would break BatchNorm's statistics
+        stats = session.train_epoch(model, batches(train, drop_last=True), optimizer, loss_fn)
         stats.update(session.evaluate(model, batches(held_out), loss_fn, num_classes=classes))
         session.report(stats, model, optimizer, export_input=example)
     return session.evaluate(model, batches(held_out), loss_fn, num_classes=classes,

@@ -2,12 +2,15 @@
 failure and checkpoint settings.
 
 1. Ray starts (a local instance sized from ``spec.resources``) or is joined (the cluster
-   a ``ray`` backend job runs in); the workers must fit on it, or the job fails at once
-   with what is missing (a GPU, CPUs), not after a silent wait.
+   a ``ray`` backend job runs in); the workers must fit on it, or the job fails with what
+   is missing (a GPU, CPUs): at once locally, after ``placement_timeout`` on an existing
+   cluster (which an autoscaler may still be growing), never after a silent wait.
 2. ``torch.data``, if any, is read with Ray Data and split into ``train``/``validation``.
 3. ``TorchTrainer.fit()`` runs the loop on every worker. Runs live under
-   ``<run dir>/train/<job id>``, so a retried job finds the checkpoints of the attempt
-   before it and continues from the latest (Ray Train restores a run of the same name).
+   ``<run dir>/train/<job id>`` (or ``$SHIPYARD_TRAIN_STORAGE/<job id>``, storage every
+   node of a multi-node cluster reaches), so a retried job finds the checkpoints of the
+   attempt before it and continues from the latest (Ray Train restores a run of the same
+   name).
 4. Every ``session.report`` reaches the job's progress (epoch, losses, accuracy) through a
    Ray queue fed by a callback on the Train controller.
 5. The latest checkpoint's model (state dict, and ``torch.export``/TorchScript when the
@@ -40,6 +43,8 @@ __all__ = ["run", "check_placeable", "ProgressCallback"]
 
 log = logging.getLogger("shipyard.train")
 
+#: A storage location every node reaches, for multi-node clusters (see _storage_path).
+TRAIN_STORAGE_ENV = "SHIPYARD_TRAIN_STORAGE"
 #: Ray Train's own bound on placing the worker group (read by its controller).
 _START_TIMEOUT_ENV = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"
 #: How often the controller polls the workers. A worker's report waits for that poll, so
@@ -149,6 +154,8 @@ class _ProgressPump:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            return  # still busy with an item: two threads must not both handle items
         try:
             while not self.queue.empty():
                 self._handle(self.queue.get_nowait())
@@ -241,6 +248,14 @@ def _failure_message(err: BaseException, block: TorchWorkload) -> BaseException:
     return err
 
 
+def _storage_path(ctx: JobContext) -> str:
+    """Where Ray Train keeps the run's checkpoints: ``$SHIPYARD_TRAIN_STORAGE`` (a URL or
+    path every node of a multi-node cluster reaches: ``s3://...``, NFS) or, by default,
+    ``<run dir>/train``, which only the node of the run directory sees."""
+    shared = os.environ.get(TRAIN_STORAGE_ENV)
+    return shared.rstrip("/") + "/" + ctx.job_id if shared else str(ctx.run_dir / "train")
+
+
 def _copy_model(checkpoint, artifacts: Path) -> dict[str, Any]:
     saved: dict[str, Any] = {"export_format": None}
     with checkpoint.as_directory() as directory:
@@ -284,37 +299,41 @@ def run(block: TorchWorkload, ctx: JobContext) -> dict[str, Any]:
     os.environ[_START_TIMEOUT_ENV] = str(scaling.placement_timeout)
     os.environ.setdefault(_POLL_ENV, _POLL_SECONDS)
     pump = _ProgressPump(ctx, block.epochs)
-    trainer = TorchTrainer(
-        loop,
-        train_loop_config=config,
-        scaling_config=ScalingConfig(num_workers=scaling.workers, use_gpu=scaling.use_gpu,
-                                     resources_per_worker=per_worker),
-        run_config=RunConfig(
-            name=ctx.job_id,
-            storage_path=str(ctx.run_dir / "train"),
-            failure_config=FailureConfig(max_failures=block.failure.max_failures,
-                                         # a worker group that cannot be placed fails the
-                                         # run after placement_timeout instead of retrying
-                                         controller_failure_limit=0),
-            checkpoint_config=CheckpointConfig(
-                num_to_keep=block.checkpoint.num_to_keep,
-                checkpoint_score_attribute=block.checkpoint.score,
-                checkpoint_score_order=block.checkpoint.mode),
-            callbacks=[ProgressCallback(pump.queue)],
-            # Ray Train logs every report at INFO; the job log has them once, from us
-            logging_config=LoggingConfig(log_level="WARNING"),
-        ),
-        datasets=datasets,
-    )
-    ctx.progress("place", message=f"placing {scaling.workers} workers")
-    fit_started = time.time()
     try:
-        result = trainer.fit()
-    except Exception as err:
-        raise _failure_message(err, block) from err
+        trainer = TorchTrainer(
+            loop,
+            train_loop_config=config,
+            scaling_config=ScalingConfig(num_workers=scaling.workers, use_gpu=scaling.use_gpu,
+                                         resources_per_worker=per_worker),
+            run_config=RunConfig(
+                name=ctx.job_id,
+                storage_path=_storage_path(ctx),
+                failure_config=FailureConfig(max_failures=block.failure.max_failures,
+                                             # a worker group that cannot be placed fails
+                                             # the run after placement_timeout, no retries
+                                             controller_failure_limit=0),
+                checkpoint_config=CheckpointConfig(
+                    num_to_keep=block.checkpoint.num_to_keep,
+                    checkpoint_score_attribute=block.checkpoint.score,
+                    checkpoint_score_order=block.checkpoint.mode),
+                callbacks=[ProgressCallback(pump.queue)],
+                # Ray Train logs every report at INFO; the job log has them once, from us
+                logging_config=LoggingConfig(log_level="WARNING"),
+            ),
+            datasets=datasets,
+        )
+        ctx.progress("place", message=f"placing {scaling.workers} workers")
+        fit_started = time.time()
+        try:
+            result = trainer.fit()
+        except Exception as err:
+            clear = _failure_message(err, block)
+            if clear is err:
+                raise
+            raise clear from err
+        fit_seconds = time.time() - fit_started
     finally:
         pump.stop()
-    fit_seconds = time.time() - fit_started
     if result.checkpoint is None:
         raise RuntimeError(f"{block.train_loop} reported no checkpoint; train loops must "
                            "call session.report(...) at least once")
@@ -341,7 +360,15 @@ def run(block: TorchWorkload, ctx: JobContext) -> dict[str, Any]:
 def _best(result, block: TorchWorkload) -> dict[str, Any] | None:
     if not block.checkpoint.score or not result.best_checkpoints:
         return None
-    best, metrics = result.get_best_checkpoint(block.checkpoint.score, block.checkpoint.mode), None
+    try:
+        best = result.get_best_checkpoint(block.checkpoint.score, block.checkpoint.mode)
+        if best is None:
+            return None
+    except RuntimeError as err:  # the loop never reported that metric: say so, keep the run
+        log.warning("spec.torch.checkpoint.score %r: %s", block.checkpoint.score, err)
+        return {"score": block.checkpoint.score, "error": f"the loop never reported "
+                f"{block.checkpoint.score!r}; the checkpoints kept are the latest ones"}
+    metrics = None
     for checkpoint, checkpoint_metrics in result.best_checkpoints:
         if checkpoint.path == best.path:
             metrics = checkpoint_metrics

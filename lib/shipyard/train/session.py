@@ -122,11 +122,12 @@ class TrainSession:
 
         return ray.train.get_dataset_shard(name)
 
-    def tabular_batches(self, shard, batch_size: int, features: list[str],
-                        target: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def tabular_batches(self, shard, batch_size: int, features: list[str], target: str,
+                        drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """``(x, y)`` batches from a Ray Data shard: the feature columns stacked as float32,
         the target as int64, on this worker's device."""
-        for batch in shard.iter_torch_batches(batch_size=batch_size, device=self.device):
+        for batch in shard.iter_torch_batches(batch_size=batch_size, device=self.device,
+                                              drop_last=drop_last):
             x = torch.stack([batch[c].to(torch.float32) for c in features], dim=1)
             yield x, batch[target].to(torch.int64)
 

@@ -30,6 +30,7 @@ from pydantic import (
     Strict,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from shipyard.data.spec import InputSpec
@@ -90,6 +91,21 @@ class TrainDataSpec(InputSpec):
 
     validation: float = Field(0.2, ge=0, lt=1)
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _only_what_ray_data_reads(self) -> TrainDataSpec:
+        # Ray Data reads the file, not pandas: the pandas reader options would be ignored
+        unsupported = [name for name in ("sep", "dtype", "parse_dates", "na_values")
+                       if getattr(self, name) is not None]
+        unsupported += ["options"] if self.options else []
+        unsupported += ["decimals"] if self.decimals != "float64" else []
+        if unsupported:
+            raise ValueError(
+                f"{', '.join(unsupported)}: not supported for torch.data, which Ray Data "
+                "reads as it is (Parquet, comma-separated CSV with a header, JSON lines); "
+                "prepare the table with a dataframe job first"
+            )
+        return self
 
 
 def _one_positional(func: Any) -> str | None:
