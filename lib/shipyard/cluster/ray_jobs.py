@@ -115,6 +115,8 @@ class RayJobsBackend(ExistingCluster, Backend):
     name = "ray"
     cluster_kind = "an existing Ray cluster"
     how_to_start = "ray start --head / ray stop"
+    #: Seconds to wait for the Jobs API to accept a connection.
+    CONNECT_TIMEOUT = 10.0
     #: How long a submission is retried while the cluster answers "try again later"
     #: (a head that has just started has no job agent yet).
     SUBMIT_RETRY_SECONDS = 60.0
@@ -143,9 +145,18 @@ class RayJobsBackend(ExistingCluster, Backend):
                              "with its job client on this machine: pip install "
                              "'shipyard[train]'") from None
 
+        connect_timeout = self.CONNECT_TIMEOUT
+
+        class BoundedClient(JobSubmissionClient):
+            # Ray's client sends requests with no timeout: a head that stopped answering
+            # would hang `status` and `list`. Bound each request (connect, read).
+            def _do_request(self, method, endpoint, **kwargs):
+                kwargs.setdefault("timeout", (connect_timeout, 60.0))
+                return super()._do_request(method, endpoint, **kwargs)
+
         _use_ray_auth_token()
         try:
-            return JobSubmissionClient(address)
+            return BoundedClient(address)
         except Exception as err:  # ConnectionError, or the HTTP library's own errors
             raise ClusterError(
                 f"cannot reach the Ray Jobs API at {address} ({type(err).__name__}: "
