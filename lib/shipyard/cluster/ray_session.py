@@ -115,12 +115,6 @@ class RaySession:
 
         return dict(ray.cluster_resources())
 
-    def available_resources(self) -> dict[str, float]:
-        """What is free right now."""
-        import ray
-
-        return dict(ray.available_resources())
-
     def describe(self) -> dict[str, Any]:
         total = self.cluster_resources()
         return {"address": self.address or "local", "cpus": total.get("CPU", 0),

@@ -164,10 +164,11 @@ class _ProgressPump:
 
 
 def _read_dataset(data: TrainDataSpec, columns: list[str] | None):
-    import fsspec
     import ray.data
 
-    fs, path = fsspec.core.url_to_fs(data.path, **data.storage_options)
+    from shipyard.data.files import filesystem
+
+    fs, path = filesystem(data.path, data.storage_options)
     kwargs: dict[str, Any] = {}
     if "file" not in fs.protocol:  # Ray Data reads fsspec filesystems through Arrow
         from pyarrow.fs import FSSpecHandler, PyFileSystem
@@ -272,12 +273,13 @@ def _copy_model(checkpoint, artifacts: Path) -> dict[str, Any]:
     return saved
 
 
-def _history(checkpoint) -> list[dict[str, Any]]:
+def _history(artifacts: Path) -> list[dict[str, Any]]:
+    """The metric history, from the copy :func:`_copy_model` made (a checkpoint on object
+    storage is downloaded once, not once per file wanted)."""
     import json
 
-    with checkpoint.as_directory() as directory:
-        path = Path(directory) / HISTORY_FILE
-        return json.loads(path.read_text()) if path.is_file() else []
+    path = artifacts / HISTORY_FILE
+    return json.loads(path.read_text()) if path.is_file() else []
 
 
 def run(block: TorchWorkload, ctx: JobContext) -> dict[str, Any]:
@@ -337,8 +339,8 @@ def run(block: TorchWorkload, ctx: JobContext) -> dict[str, Any]:
     if result.checkpoint is None:
         raise RuntimeError(f"{block.train_loop} reported no checkpoint; train loops must "
                            "call session.report(...) at least once")
-    history = _history(result.checkpoint)
     saved = _copy_model(result.checkpoint, ctx.artifacts_dir)
+    history = _history(ctx.artifacts_dir)
     ctx.add_output(ctx.artifacts_dir / MODEL_FILE)
     return {
         "metrics": [_plain(entry) for entry in history],
