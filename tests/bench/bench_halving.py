@@ -54,7 +54,8 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from timing import SHIPYARD, median, params_key, run_json  # noqa: E402
+from timing import (SHIPYARD, candidate_differences, median, params_key,  # noqa: E402
+                    run_json, same_score)
 
 PLAIN_SEARCH = Path(__file__).parent / "plain_search.py"
 
@@ -108,15 +109,9 @@ def agree(label: str, job: dict, plain: dict) -> list[str]:
     if job["best_params"] != plain["best_params"]:
         problems.append(f"{label}: best params shipyard {job['best_params']}, "
                         f"plain {plain['best_params']}")
-    ours, theirs = job["results"], plain["results"]
-    if [params_key(r["params"]) for r in ours] != [params_key(r["params"]) for r in theirs]:
-        problems.append(f"{label}: the candidates (or their order) differ")
-    else:
-        for a, b in zip(ours, theirs):
-            if a["mean"] is None or not abs(a["mean"] - b["mean"]) <= 1e-12:
-                problems.append(f"{label}: {params_key(a['params'])} mean CV shipyard "
-                                f"{a['mean']!r}, plain {b['mean']!r}")
-    if not abs(job["full_cv_mean"] - plain["full_cv_mean"]) <= 1e-12:
+    problems += [f"{label}: {problem}" for problem in candidate_differences(
+        job["results"], plain["results"], ("shipyard", "plain"), ordered=True)]
+    if not same_score(job["full_cv_mean"], plain["full_cv_mean"]):
         problems.append(f"{label}: full-data CV mean of the pick shipyard "
                         f"{job['full_cv_mean']!r}, plain {plain['full_cv_mean']!r}")
     return problems

@@ -52,7 +52,8 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from timing import SHIPYARD, median, params_key, print_table, run_json  # noqa: E402
+from timing import (SHIPYARD, candidate_differences, median, params_key,  # noqa: E402
+                    print_table, run_json, same_score)
 
 PLAIN_SEARCH = Path(__file__).parent / "plain_search.py"
 
@@ -102,16 +103,9 @@ def compare(job: dict, plain: dict) -> list[str]:
     if job["best_params"] != plain["best_params"]:
         problems.append(f"best params differ: shipyard {job['best_params']}, "
                         f"GridSearchCV {plain['best_params']}")
-    ours = {params_key(r["params"]): r["mean"] for r in job["search"]["results"]}
-    theirs = {params_key(r["params"]): r["mean"] for r in plain["results"]}
-    if set(ours) != set(theirs):
-        problems.append(f"candidates differ: only shipyard {sorted(set(ours) - set(theirs))}, "
-                        f"only GridSearchCV {sorted(set(theirs) - set(ours))}")
-    for name in sorted(set(ours) & set(theirs)):
-        a, b = ours[name], theirs[name]
-        if a is None or not abs(a - b) <= 1e-12:
-            problems.append(f"{name}: mean CV score shipyard {a!r}, GridSearchCV {b!r}")
-    if not abs(job["cv_mean"] - plain["full_cv_mean"]) <= 1e-12:
+    problems += candidate_differences(job["search"]["results"], plain["results"],
+                                      ("shipyard", "GridSearchCV"))
+    if not same_score(job["cv_mean"], plain["full_cv_mean"]):
         problems.append(f"best CV mean: shipyard {job['cv_mean']!r}, "
                         f"GridSearchCV {plain['full_cv_mean']!r}")
     return problems

@@ -42,6 +42,35 @@ def params_key(params: dict) -> str:
     return json.dumps(params, sort_keys=True)
 
 
+def same_score(a: float | None, b: float | None) -> bool:
+    """Whether two CV scores are the same (to 1e-12); a missing score never is."""
+    return a is not None and b is not None and abs(a - b) <= 1e-12
+
+
+def candidate_differences(ours: list[dict], theirs: list[dict], who: tuple[str, str],
+                          ordered: bool = False) -> list[str]:
+    """How two searches' candidates (``{"params", "mean"}`` each) differ: candidates only
+    one side has (or, with ``ordered``, another order), and every mean CV score that is
+    not the same, compared pair by pair when ``ordered`` (a halving search lists a
+    candidate once per round it ran in). ``who`` names the two sides in the messages.
+    Empty: identical."""
+    mine, other = who
+    keys = [params_key(r["params"]) for r in ours]
+    their_keys = [params_key(r["params"]) for r in theirs]
+    if set(keys) != set(their_keys):
+        return [f"candidates differ: only {mine} {sorted(set(keys) - set(their_keys))}, "
+                f"only {other} {sorted(set(their_keys) - set(keys))}"]
+    if ordered:
+        if keys != their_keys:
+            return ["the candidates are in another order"]
+        pairs = list(zip(ours, theirs))
+    else:
+        by_key = {params_key(r["params"]): r for r in theirs}
+        pairs = [(r, by_key[key]) for key, r in zip(keys, ours)]
+    return [f"{params_key(a['params'])}: mean CV score {mine} {a['mean']!r}, "
+            f"{other} {b['mean']!r}" for a, b in pairs if not same_score(a["mean"], b["mean"])]
+
+
 def interleave(variants: dict[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
     """Run each variant once per round, ``repeats`` rounds; return every measurement."""
     samples: dict[str, list[float]] = {name: [] for name in variants}
