@@ -54,8 +54,8 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from timing import (SHIPYARD, candidate_differences, median, params_key,  # noqa: E402
-                    run_json, same_score)
+from timing import (SHIPYARD, median, params_key, run_json,  # noqa: E402
+                    search_differences)
 
 PLAIN_SEARCH = Path(__file__).parent / "plain_search.py"
 
@@ -105,16 +105,12 @@ def job_spec(path: Path, target: str, method: str) -> dict:
 
 def agree(label: str, job: dict, plain: dict) -> list[str]:
     """Differences between a shipyard run and the plain one (empty: identical)."""
-    problems = []
-    if job["best_params"] != plain["best_params"]:
-        problems.append(f"{label}: best params shipyard {job['best_params']}, "
-                        f"plain {plain['best_params']}")
-    problems += [f"{label}: {problem}" for problem in candidate_differences(
-        job["results"], plain["results"], ("shipyard", "plain"), ordered=True)]
-    if not same_score(job["full_cv_mean"], plain["full_cv_mean"]):
-        problems.append(f"{label}: full-data CV mean of the pick shipyard "
-                        f"{job['full_cv_mean']!r}, plain {plain['full_cv_mean']!r}")
-    return problems
+    def side(run: dict) -> dict:
+        return {"best_params": run["best_params"], "results": run["results"],
+                "cv_mean": run["full_cv_mean"]}  # the pick's CV mean on the full data
+
+    return [f"{label}: {problem}" for problem in search_differences(
+        side(job), side(plain), ("shipyard", "plain"), ordered=True)]
 
 
 def main() -> None:

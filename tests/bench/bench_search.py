@@ -52,8 +52,8 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from timing import (SHIPYARD, candidate_differences, median, params_key,  # noqa: E402
-                    print_table, run_json, same_score)
+from timing import (SHIPYARD, median, params_key, print_table, run_json,  # noqa: E402
+                    search_differences)
 
 PLAIN_SEARCH = Path(__file__).parent / "plain_search.py"
 
@@ -99,16 +99,12 @@ def job_spec(data: Path, pca: int) -> dict:
 
 def compare(job: dict, plain: dict) -> list[str]:
     """Differences between the job's search and the plain one (empty: identical)."""
-    problems = []
-    if job["best_params"] != plain["best_params"]:
-        problems.append(f"best params differ: shipyard {job['best_params']}, "
-                        f"GridSearchCV {plain['best_params']}")
-    problems += candidate_differences(job["search"]["results"], plain["results"],
-                                      ("shipyard", "GridSearchCV"))
-    if not same_score(job["cv_mean"], plain["full_cv_mean"]):
-        problems.append(f"best CV mean: shipyard {job['cv_mean']!r}, "
-                        f"GridSearchCV {plain['full_cv_mean']!r}")
-    return problems
+    return search_differences(
+        {"best_params": job["best_params"], "results": job["search"]["results"],
+         "cv_mean": job["cv_mean"]},
+        {"best_params": plain["best_params"], "results": plain["results"],
+         "cv_mean": plain["full_cv_mean"]},
+        ("shipyard", "GridSearchCV"))
 
 
 def main() -> None:

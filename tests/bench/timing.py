@@ -71,6 +71,23 @@ def candidate_differences(ours: list[dict], theirs: list[dict], who: tuple[str, 
             f"{other} {b['mean']!r}" for a, b in pairs if not same_score(a["mean"], b["mean"])]
 
 
+def search_differences(ours: dict, theirs: dict, who: tuple[str, str],
+                       ordered: bool = False) -> list[str]:
+    """How two searches differ: best params, candidates and their mean CV scores (see
+    :func:`candidate_differences`), and the CV mean of the pick. Each side is
+    ``{"best_params", "results", "cv_mean"}``. Empty: identical."""
+    mine, other = who
+    problems = []
+    if ours["best_params"] != theirs["best_params"]:
+        problems.append(f"best params differ: {mine} {ours['best_params']}, "
+                        f"{other} {theirs['best_params']}")
+    problems += candidate_differences(ours["results"], theirs["results"], who, ordered)
+    if not same_score(ours["cv_mean"], theirs["cv_mean"]):
+        problems.append(f"CV mean of the pick: {mine} {ours['cv_mean']!r}, "
+                        f"{other} {theirs['cv_mean']!r}")
+    return problems
+
+
 def interleave(variants: dict[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
     """Run each variant once per round, ``repeats`` rounds; return every measurement."""
     samples: dict[str, list[float]] = {name: [] for name in variants}
