@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench image clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,13 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python tests/bench/bench_search.py
 	$(BIN)/python tests/bench/bench_halving.py
 	$(BIN)/python tests/bench/bench_train.py
+	$(BIN)/python tests/bench/bench_k8s.py
+
+# The job image for Kubernetes (cluster/Dockerfile); needs a Docker daemon, then push it
+# and set `image:` in cluster/kubernetes.yaml.
+IMAGE ?= shipyard:0.1.0
+image:
+	docker build -f cluster/Dockerfile -t $(IMAGE) .
 
 clean:
 	rm -rf $(VENV) out

@@ -58,7 +58,7 @@ def test_a_profile_with_an_unknown_backend_is_refused(home):
     (home / "clusters").mkdir(parents=True)
     (home / "clusters" / "odd.yaml").write_text("backend: slurm\n")
     proc = cli("cluster", "status", "odd")
-    assert proc.returncode == 2 and "backend must be one of dask, local, ray, got 'slurm'" in proc.stderr
+    assert proc.returncode == 2 and "backend must be one of dask, kubernetes, local, ray, got 'slurm'" in proc.stderr
 
 
 def test_cluster_up_runs_jobs_on_one_long_lived_cluster(home, tmp_path, monkeypatch):

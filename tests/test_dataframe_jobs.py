@@ -3,8 +3,6 @@ equals pandas' info/describe, outputs are atomic, and s3:// works against a real
 
 from __future__ import annotations
 
-import socket
-
 import pandas as pd
 import pytest
 import yaml
@@ -146,20 +144,6 @@ def test_output_layouts(churn_data, tmp_path):
     parts = sorted((tmp_path / "out" / "parts").glob("part-*.csv"))
     assert len(parts) > 1
     assert sum(len(pd.read_csv(p)) for p in parts) == len(churn_data)
-
-
-@pytest.fixture(scope="module")
-def s3_server():
-    """A real S3 API server (moto) on loopback, as s3fs's own tests use."""
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
 
 
 def test_s3_input_and_output(home, tmp_path, monkeypatch, s3_server):

@@ -24,6 +24,7 @@ _EXPORTS = {
     "JobSpec": "shipyard.spec",
     "submit": "shipyard.jobs.api",
     "run": "shipyard.jobs.api",
+    "render": "shipyard.jobs.api",
     "get_job": "shipyard.jobs.api",
     "list_jobs": "shipyard.jobs.api",
     "Job": "shipyard.jobs.api",
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from shipyard.context import JobContext
     from shipyard.errors import (ClusterError, InputDataError, JobFailedError,
                                  ShipyardError, SpecError)
-    from shipyard.jobs.api import Job, get_job, list_jobs, run, submit
+    from shipyard.jobs.api import Job, get_job, list_jobs, render, run, submit
     from shipyard.jobs.states import JobState
     from shipyard.jobs.store import JobRecord
     from shipyard.spec import JobSpec, load

@@ -130,6 +130,20 @@ def run(spec: str, cluster: str | None, overrides: tuple[str, ...], as_json: boo
     sys.exit(exit_code_for(record))
 
 
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@_cluster_option
+@_set_option
+def render(spec: str, cluster: str | None, overrides: tuple[str, ...]) -> None:
+    """Print the Kubernetes manifests a submission would create (submits nothing)."""
+    import yaml
+
+    from shipyard.jobs.api import render as render_manifests
+
+    click.echo(yaml.safe_dump_all(render_manifests(spec, cluster=cluster, overrides=overrides),
+                                  sort_keys=False), nl=False)
+
+
 # -- watching ------------------------------------------------------------------------
 
 

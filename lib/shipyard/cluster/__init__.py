@@ -22,6 +22,7 @@ BACKENDS = {
     "local": "shipyard.cluster.local:LocalBackend",
     "dask": "shipyard.cluster.dask_scheduler:DaskSchedulerBackend",
     "ray": "shipyard.cluster.ray_jobs:RayJobsBackend",
+    "kubernetes": "shipyard.cluster.kubernetes:KubernetesBackend",
 }
 
 

@@ -20,6 +20,9 @@ _cancel(record, timeout)
     Stop the job; when it returns the job must be terminal.
 _read_log(job_id, attempt, offset)
     The bytes of an attempt's log from ``offset`` on (default: the attempt's log file).
+_await_change(record, poll, limit)
+    Block until the job may have changed, at most ``limit`` seconds (default: sleep
+    ``poll``); a backend that can watch (Kubernetes) waits on the watch instead.
 _up(), _down(), _describe()
     Start, stop and describe a cluster this backend manages (``shipyard cluster ...``).
 """
@@ -69,6 +72,8 @@ class Backend:
 
     #: The backend's registry name.
     name: ClassVar[str] = ""
+    #: How often ``logs --follow`` reads a running attempt's log again.
+    LOG_POLL_SECONDS: ClassVar[float] = 0.2
 
     def __init__(self, profile: ClusterProfile, home: Home, store: JobStore):
         self.profile = profile
@@ -117,11 +122,14 @@ class Backend:
             self._cancel(record, timeout)
         return self.store.get(record.id)
 
-    def logs(self, job_id: str, follow: bool = False, poll: float = 0.2) -> Iterator[str]:
-        """The job's log lines, attempt after attempt; with ``follow``, until it ends.
+    def logs(self, job_id: str, follow: bool = False,
+             poll: float | None = None) -> Iterator[str]:
+        """The job's log lines, attempt after attempt; with ``follow``, until it ends
+        (reading again every ``poll`` seconds, default :attr:`LOG_POLL_SECONDS`).
 
         Each attempt after the first starts with a ``--- attempt N ---`` line.
         """
+        poll = self.LOG_POLL_SECONDS if poll is None else poll
         attempt = 1
         while True:
             if attempt > 1:
@@ -146,6 +154,12 @@ class Backend:
             if attempt >= record.attempt:
                 return
             attempt += 1
+
+    def await_change(self, record: JobRecord, poll: float, limit: float | None = None) -> None:
+        """Wait until the job may have changed: ``poll`` seconds, or as long as a watch
+        sees nothing happen, never more than ``limit`` (``wait`` calls this between reads)."""
+        self._await_change(record, poll if limit is None else min(poll, limit),
+                           10.0 if limit is None else limit)
 
     def up(self) -> dict[str, Any]:
         """Start the cluster this profile describes; return its description."""
@@ -175,6 +189,9 @@ class Backend:
 
     def _cancel(self, record: JobRecord, timeout: float) -> None:
         raise NotImplementedError
+
+    def _await_change(self, record: JobRecord, poll: float, limit: float) -> None:
+        time.sleep(poll)
 
     def _read_log(self, job_id: str, attempt: int, offset: int) -> bytes:
         return _read_from(attempt_log_path(self.home.run_dir(job_id), attempt), offset)

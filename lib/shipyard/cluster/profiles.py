@@ -10,7 +10,7 @@
 A profile file::
 
     name: local            # optional: defaults to the file name
-    backend: local         # local | dask | ray
+    backend: local         # local | dask | ray | kubernetes (see cluster/kubernetes.yaml)
     address: null          # dask: tcp://host:port of the scheduler; ray: http://head:8265
     python: python         # ray: the interpreter that runs the job on the cluster
     resources: {workers: 2, threads_per_worker: 1, memory_per_worker: auto}

@@ -30,7 +30,8 @@ from shipyard.jobs.home import Home
 from shipyard.jobs.states import JobState
 from shipyard.jobs.store import JobEvent, JobRecord, JobStore
 
-__all__ = ["Job", "submit", "run", "get_job", "list_jobs", "list_statuses", "exit_code_for"]
+__all__ = ["Job", "submit", "run", "render", "get_job", "list_jobs", "list_statuses",
+           "exit_code_for"]
 
 def _open(home: str | os.PathLike | Home | None) -> tuple[Home, JobStore]:
     resolved = home if isinstance(home, Home) else Home.from_env(home)
@@ -99,7 +100,8 @@ class Job:
                 return record
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"job {self.id} is still {record.state} after {timeout:g}s")
-            time.sleep(poll)
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            self._backend(record).await_change(record, poll, left)
 
     def logs(self, follow: bool = False) -> Iterator[str]:
         """The job's log lines (every attempt); with ``follow``, until the job ends."""
@@ -188,6 +190,35 @@ def run(spec: Any, cluster: str | None = None,
     job = submit(spec, cluster=cluster, overrides=overrides, home=home)
     job.wait(timeout=timeout)
     return job
+
+
+def render(spec: Any, cluster: str | None = None,
+           overrides: Iterable[str] | Mapping[str, Any] = (), *,
+           home: str | os.PathLike | Home | None = None) -> list[dict[str, Any]]:
+    """The Kubernetes manifests a submission of ``spec`` to ``cluster`` would create.
+
+    Nothing is submitted and the cluster is not contacted; the job id is a fresh one, as
+    ``submit`` would draw.
+
+    Raises
+    ------
+    SpecError, UsageError
+        An invalid spec, or a cluster profile that is not ``backend: kubernetes``.
+    """
+    from shipyard.cluster.k8s_render import render as render_manifests
+    from shipyard.cluster.k8s_settings import kubernetes_settings
+    from shipyard.cluster.profiles import resolve_cluster
+    from shipyard.jobs.ids import new_job_id
+
+    job_spec = _as_spec(spec, overrides)
+    resolved_home, _ = _open(home)
+    profile = resolve_cluster(cluster or job_spec.spec.cluster, resolved_home.clusters)
+    if profile.backend != "kubernetes":
+        raise UsageError(f"--cluster {profile.name}: render prints Kubernetes manifests, and "
+                         f"this cluster's backend is {profile.backend}; name a profile with "
+                         "backend: kubernetes (e.g. --cluster kubernetes, cluster/kubernetes.yaml)")
+    settings = kubernetes_settings(profile.name, profile.settings)
+    return render_manifests(job_spec, settings, new_job_id(job_spec.name))
 
 
 def get_job(job_id: str, home: str | os.PathLike | Home | None = None) -> Job:

@@ -45,6 +45,9 @@ WORKLOAD_RUNNERS = {
     "python": "shipyard.python_job:run",
 }
 
+#: Seconds between progress uploads to the object store (Kubernetes jobs).
+STORAGE_PROGRESS_INTERVAL = 5.0
+
 EXIT_CODES = {FailureKind.ERROR: 1, FailureKind.INPUT: 2, FailureKind.CLUSTER: 3}
 
 
@@ -104,16 +107,27 @@ def _watch_parent(parent: int) -> None:
     threading.Thread(target=watch, name="watch-supervisor", daemon=True).start()
 
 
-def _store_progress(db: str | None, job_id: str):
-    if not db:
-        return None
-    from shipyard.jobs.store import JobStore
+def _progress_writer(db: str | None, job_id: str, storage=None):
+    """Where progress goes besides ``progress.json``: the job store (local backend), the
+    object store (Kubernetes: the submitter's `status` reads it there)."""
+    store = None
+    if db:
+        from shipyard.jobs.store import JobStore
 
-    store = JobStore(Path(db))
+        store = JobStore(Path(db))
+    if store is None and storage is None:
+        return None
+    last_upload = [0.0]
 
     def write(progress: dict[str, Any]) -> None:
         try:
-            store.set_progress(job_id, progress)
+            if store is not None:
+                store.set_progress(job_id, progress)
+            # an object-store write per second would cost more than it tells; the final
+            # progress goes with the results
+            if storage is not None and time.monotonic() - last_upload[0] >= STORAGE_PROGRESS_INTERVAL:
+                last_upload[0] = time.monotonic()
+                storage.put_progress(progress)
         except Exception as err:  # progress is informative; never fail the job over it
             log.warning("could not record progress: %s", err)
 
@@ -131,8 +145,29 @@ def _spec_from_env(run_dir: Path, variable: str) -> None:
         path.write_bytes(base64.b64decode(os.environ[variable]))
 
 
+def _sync(storage, run_dir: Path, outcome: dict[str, Any]) -> None:
+    """Copy the attempt's results to the object store (outputs written to local paths
+    too: the pod's disk goes away with it), noting in result.json where they went."""
+    import json
+
+    try:
+        result_path = run_dir / "result.json"
+        if outcome["status"] == "succeeded" and result_path.is_file():
+            result = json.loads(result_path.read_text())
+            stored = storage.upload_outputs(result.get("outputs") or [])
+            if stored:
+                write_json_atomic(result_path, {**result, "stored_outputs": stored})
+        storage.upload(run_dir)
+        log.info("results copied to %s", storage.url)
+    except Exception as err:
+        outcome.update(status="failed", kind=FailureKind.CLUSTER.value,
+                       reason=f"could not copy the results to {storage.url}: {one_line(err)}")
+        log.error("%s", outcome["reason"])
+
+
 def run_attempt(run_dir: Path, job_id: str, attempt: int, dask_address: str | None,
-                db: str | None, ray_address: str | None = None) -> dict[str, Any]:
+                db: str | None, ray_address: str | None = None,
+                storage=None) -> dict[str, Any]:
     """Run the workload once and return the outcome (also written to the outcome file)."""
     from shipyard.cluster.dask_session import DaskSession
     from shipyard.cluster.ray_session import RaySession
@@ -148,7 +183,8 @@ def run_attempt(run_dir: Path, job_id: str, attempt: int, dask_address: str | No
                            scratch_dir=str(run_dir / "dask-scratch"))
         ray = RaySession(spec.spec.resources, address=ray_address)
         ctx = JobContext(job_id=job_id, attempt=attempt, run_dir=run_dir, spec=spec,
-                         dask=dask, ray=ray, on_progress=_store_progress(db, job_id))
+                         dask=dask, ray=ray,
+                         on_progress=_progress_writer(db, job_id, storage))
         module, func = WORKLOAD_RUNNERS[spec.workload_name].split(":")
         log.info("job %s attempt %d: %s workload", job_id, attempt, spec.workload_name)
         result = getattr(importlib.import_module(module), func)(spec.workload, ctx)
@@ -182,13 +218,20 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Run one attempt of a shipyard job.")
     parser.add_argument("--run-dir", required=True, type=Path)
     parser.add_argument("--job-id", required=True)
-    parser.add_argument("--attempt", type=int, default=1)
+    parser.add_argument("--attempt", default="1",
+                        help="the attempt number, or auto: count the attempts recorded in "
+                             "the --sync store (Kubernetes retries a Job's pod itself)")
     parser.add_argument("--dask-address", default=None, help="use this Dask scheduler")
     parser.add_argument("--ray-address", default=None,
                         help="use this Ray cluster (auto: the one this runs in)")
     parser.add_argument("--spec-from-env", default=None, metavar="VARIABLE",
                         help="the spec as base64 YAML in this environment variable, used "
                              "where the run directory has none")
+    parser.add_argument("--spec-file", default=None, type=Path,
+                        help="copy this spec (a mounted ConfigMap) into the run directory")
+    parser.add_argument("--sync", default=None, type=Path, metavar="STORAGE_JSON",
+                        help="keep the run directory's results in the object store this "
+                             "file names (see shipyard.jobs.run_sync)")
     parser.add_argument("--store", default=None, help="job store database for progress")
     parser.add_argument("--watch-parent", type=int, default=None,
                         help="end the attempt if this parent process goes away")
@@ -205,9 +248,25 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_sigterm)
     if args.spec_from_env:
         _spec_from_env(args.run_dir, args.spec_from_env)
-    outcome = run_attempt(args.run_dir, args.job_id, args.attempt, args.dask_address,
-                          args.store, args.ray_address)
-    write_json_atomic(attempt_outcome_path(args.run_dir, args.attempt), outcome)
+    if args.spec_file:
+        (args.run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(args.spec_file, args.run_dir / "spec.yaml")
+    storage = None
+    if args.sync:
+        from shipyard.jobs.run_sync import RunStorage
+
+        storage = RunStorage.from_file(args.sync)
+    if args.attempt == "auto":
+        if storage is None:
+            parser.error("--attempt auto needs --sync (the attempts are counted there)")
+        attempt = storage.claim_attempt()
+    else:
+        attempt = int(args.attempt)
+    outcome = run_attempt(args.run_dir, args.job_id, attempt, args.dask_address,
+                          args.store, args.ray_address, storage)
+    write_json_atomic(attempt_outcome_path(args.run_dir, attempt), outcome)
+    if storage is not None:
+        _sync(storage, args.run_dir, outcome)
     if outcome["status"] == "succeeded":
         return 0
     if outcome["status"] == "terminated":

@@ -454,6 +454,22 @@ class JobStore:
         with self._write() as conn:
             conn.execute(f"UPDATE jobs SET {columns} WHERE id = ?", (*fields.values(), job_id))
 
+    def set_reason(self, job_id: str, reason: str | None, *, if_state: JobState,
+                   if_attempt: int) -> bool:
+        """Say why the job is in its current state without changing it (a pending job
+        whose pod cannot start: ``ImagePullBackOff: ...``); logged when it changes.
+
+        Returns whether the reason changed (only if the job is still ``if_state`` at
+        ``if_attempt``)."""
+        with self._write() as conn:
+            changed = conn.execute(
+                "UPDATE jobs SET reason = ? WHERE id = ? AND state = ? AND attempt = ?"
+                " AND reason IS NOT ?", (reason, job_id, if_state.value, if_attempt, reason),
+            ).rowcount
+            if changed:
+                self._log(conn, job_id, time.time(), None, if_attempt, reason)
+        return bool(changed)
+
     def set_progress(self, job_id: str, progress: dict[str, Any]) -> None:
         """Replace the job's progress (whatever the workload last reported)."""
         with self._write() as conn:

@@ -1,0 +1,603 @@
+"""The ``kubernetes`` backend: each job is a DaskJob, RayJob or batch/v1 Job on a cluster.
+
+``--cluster NAME`` with a profile that says ``backend: kubernetes`` (``cluster/kubernetes.yaml``
+documents every setting). The backend talks to the API server with the official
+``kubernetes`` client, found as kubectl finds it (``kubeconfig``/``context`` of the
+profile, ``$KUBECONFIG``, ``~/.kube/config``, else the pod's in-cluster account).
+
+- **Submitting** creates the workload's resource, then its spec ConfigMap (owned by the
+  resource, so Kubernetes deletes both). Names follow from the job id, so creating the same
+  attempt twice finds the first one (409 -> already submitted) instead of a second one.
+- **Retries**: a Job and a RayJob retry themselves (``backoffLimit``); the store's attempt
+  follows their failure count. DaskJobs have no retries of their own: the reader that sees
+  an attempt fail creates the next one (``<name>-a<n>``), guarded by the attempt number as
+  the ``ray`` backend does.
+- **States** come from :mod:`shipyard.cluster.k8s_status` (conditions, pods, events); a
+  pod that cannot start (image pull, scheduling) puts its reason on the PENDING job, and
+  after the profile's ``start_timeout`` fails it, rather than leaving it pending forever.
+- **Results**: the runner in the pod keeps its run directory in the profile's object
+  store (:mod:`shipyard.jobs.run_sync`); when the job ends it is copied into the local
+  run directory, with the runner pods' logs, so ``result`` and ``logs`` work after
+  Kubernetes has cleaned up.
+- **Cancel** deletes the resource and its ConfigMap with foreground propagation.
+- Requests have timeouts; 429 and 5xx answers and dropped connections are retried a few
+  times, then reported (exit 3); 403 names the missing permission (``k8s/role.yaml``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from shipyard import __version__
+from shipyard.atomic import write_json_atomic, write_text_atomic
+from shipyard.cluster.base import Backend
+from shipyard.cluster.k8s_render import (
+    ANNOTATION_JOB_ID, KINDS, LABEL_ATTEMPT, LABEL_JOB, LABEL_ROLE, render, resource_kind,
+    resource_name,
+)
+from shipyard.cluster.k8s_settings import KubernetesSettings, kubernetes_settings
+from shipyard.cluster.k8s_status import Observed, observe
+from shipyard.errors import ClusterError, InvalidTransitionError, UsageError
+from shipyard.jobs.home import attempt_log_path, attempt_outcome_path
+from shipyard.jobs.states import FailureKind, JobState
+from shipyard.jobs.store import JobRecord
+
+__all__ = ["KubernetesBackend", "PROFILE_FILE"]
+
+log = logging.getLogger("shipyard.kubernetes")
+
+#: In the run directory: the profile the job was submitted with (readers need it).
+PROFILE_FILE = "kubernetes-profile.json"
+_TRANSIENT = {429, 500, 502, 503, 504}
+_CLIENTS: dict[tuple, Any] = {}
+
+
+def _retry_after(err: Any) -> float | None:
+    try:
+        return float((getattr(err, "headers", None) or {}).get("Retry-After"))
+    except (TypeError, ValueError):
+        return None
+
+
+class KubernetesBackend(Backend):
+    """Jobs as Kubernetes resources (see the module docstring)."""
+
+    name = "kubernetes"
+    #: (connect, read) seconds for each request
+    REQUEST_TIMEOUT = (5.0, 30.0)
+    #: attempts per request while the API answers 429/5xx or drops the connection, the
+    #: first wait between them (doubling), and the longest wait a Retry-After may ask for
+    REQUEST_ATTEMPTS = 4
+    RETRY_DELAY = 0.5
+    RETRY_AFTER_MAX = 5.0
+    #: the longest a reader waits on one watch before looking again
+    WATCH_SECONDS = 10
+    #: `logs --follow` reads the pod's whole log each time: not every 0.2s
+    LOG_POLL_SECONDS = 1.0
+
+    #: after a failed read, how long this process keeps the known states without asking
+    UNREACHABLE_SECONDS = 10.0
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._quiet_until = 0.0
+
+    # -- settings and the API client ---------------------------------------------------------
+
+    def _settings(self, record: JobRecord | None = None) -> KubernetesSettings:
+        """The profile's settings: from the profile when submitting, else those the job
+        was submitted with (kept in its run directory)."""
+        if self.profile.settings or record is None:
+            return kubernetes_settings(self.profile.name, self.profile.settings)
+        path = self.home.run_dir(record.id) / PROFILE_FILE
+        try:
+            return KubernetesSettings.model_validate(json.loads(path.read_text()))
+        except (OSError, ValueError) as err:
+            raise ClusterError(f"job {record.id}: its Kubernetes settings ({path}) cannot be "
+                               f"read: {err}") from None
+
+    def _api(self, settings: KubernetesSettings):
+        # one client per kubeconfig and context in the process (a `wait` reads the job many
+        # times, each through a new backend object; the connection pool is kept)
+        key = (settings.kubeconfig, settings.context, os.environ.get("KUBECONFIG"))
+        if key not in _CLIENTS:
+            _CLIENTS[key] = self._connect(settings)
+        return _CLIENTS[key]
+
+    def _connect(self, settings: KubernetesSettings):
+        try:
+            from kubernetes import client, config
+        except ImportError:
+            raise UsageError("the kubernetes backend needs the official client: "
+                             "pip install 'shipyard[k8s]'") from None
+        configuration = client.Configuration()
+        kubeconfig = settings.kubeconfig or os.environ.get("KUBECONFIG")
+        default = Path.home() / ".kube" / "config"
+        try:
+            if kubeconfig or default.is_file():
+                config.load_kube_config(config_file=kubeconfig, context=settings.context,
+                                        client_configuration=configuration,
+                                        persist_config=False)
+            else:
+                config.load_incluster_config(client_configuration=configuration)
+        except (config.ConfigException, OSError, ValueError) as err:
+            raise ClusterError(
+                f"cluster {self.profile.name!r}: no usable Kubernetes credentials ({err}); "
+                "set `kubeconfig`/`context` in the profile, KUBECONFIG, or ~/.kube/config "
+                "(or run inside a pod with a service account)") from None
+        api = client.ApiClient(configuration)
+        api.user_agent = f"shipyard/{__version__}"
+        return api
+
+    def _call(self, settings: KubernetesSettings, what: str, method: Callable, *args: Any,
+              missing_ok: bool = False, conflict_ok: bool = False, **kwargs: Any) -> Any:
+        """One API request: bounded, retried while the API is overloaded or unreachable.
+
+        Returns None for a 404 with ``missing_ok`` and ``"conflict"`` for a 409 with
+        ``conflict_ok``; every other failure is a ClusterError naming what was attempted.
+        """
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        kwargs.setdefault("_request_timeout", self.REQUEST_TIMEOUT)
+        delay = self.RETRY_DELAY
+        for attempt in range(1, self.REQUEST_ATTEMPTS + 1):
+            last = attempt == self.REQUEST_ATTEMPTS
+            try:
+                return method(*args, **kwargs)
+            except ApiException as err:
+                if err.status == 404 and missing_ok:
+                    return None
+                if err.status == 409 and conflict_ok:
+                    return "conflict"
+                if err.status in _TRANSIENT and not last:
+                    time.sleep(min(_retry_after(err) or delay, self.RETRY_AFTER_MAX))
+                    delay *= 2
+                    continue
+                raise self._api_error(settings, what, err) from None
+            except (HTTPError, OSError) as err:
+                if not last:
+                    time.sleep(delay)
+                    delay *= 2
+                    continue
+                raise ClusterError(
+                    f"cannot reach the Kubernetes API of cluster {self.profile.name!r} to "
+                    f"{what} ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''});"
+                    " check the kubeconfig's server address and that the cluster is up"
+                ) from None
+        raise AssertionError("unreachable")
+
+    def _api_error(self, settings: KubernetesSettings, what: str, err: Any) -> ClusterError:
+        try:
+            message = json.loads(err.body).get("message") or err.reason
+        except (TypeError, ValueError, AttributeError):
+            message = err.reason
+        where = f"in namespace {settings.namespace!r} of cluster {self.profile.name!r}"
+        if err.status == 403:
+            return ClusterError(
+                f"Kubernetes refused to {what} {where} (403 Forbidden: {message}); the "
+                "submitting account needs the shipyard-submitter Role of k8s/role.yaml "
+                "(kubectl apply -k k8s/)")
+        if err.status == 401:
+            return ClusterError(f"Kubernetes did not accept the credentials to {what} {where} "
+                                f"(401: {message}); log in again or fix the kubeconfig")
+        return ClusterError(f"Kubernetes could not {what} {where} ({err.status} {message})")
+
+    # -- the resources of a job ----------------------------------------------------------------
+
+    def _resource_api(self, settings: KubernetesSettings, kind: str):
+        """(create(body), get(name), delete(name)) for resources of ``kind``."""
+        from kubernetes import client
+
+        api = self._api(settings)
+        ns = settings.namespace
+        if kind == "Job":
+            batch = client.BatchV1Api(api)
+            return (lambda body, **kw: batch.create_namespaced_job(ns, body, **kw),
+                    lambda name, **kw: batch.read_namespaced_job(name, ns, **kw),
+                    lambda name, **kw: batch.delete_namespaced_job(
+                        name, ns, propagation_policy="Foreground", **kw))
+        api_version, _, plural = KINDS[kind]
+        group, version = api_version.split("/")
+        custom = client.CustomObjectsApi(api)
+        return (lambda body, **kw: custom.create_namespaced_custom_object(
+                    group, version, ns, plural, body, **kw),
+                lambda name, **kw: custom.get_namespaced_custom_object(
+                    group, version, ns, plural, name, **kw),
+                lambda name, **kw: custom.delete_namespaced_custom_object(
+                    group, version, ns, plural, name, propagation_policy="Foreground", **kw))
+
+    def _plain(self, settings: KubernetesSettings, obj: Any) -> dict[str, Any]:
+        """An API object as the JSON the API sent (camelCase keys)."""
+        return self._api(settings).sanitize_for_serialization(obj) if obj is not None else {}
+
+    def _spec(self, record: JobRecord):
+        from shipyard.spec import load
+
+        # the spec as submitted; its entrypoints were checked then, on this machine
+        return load(self.home.run_dir(record.id) / "spec.yaml", check_references=False)
+
+    def _kind(self, record: JobRecord) -> str:
+        if record.external_id and "/" in record.external_id:
+            return record.external_id.split("/", 1)[0]
+        return resource_kind(self._spec(record))
+
+    def _name(self, record: JobRecord, kind: str) -> str:
+        # DaskJobs have one resource per attempt; Jobs and RayJobs retry in place
+        return resource_name(record.id, record.attempt if kind == "DaskJob" else 1)
+
+    # -- submitting -----------------------------------------------------------------------------
+
+    def _check_reachable(self) -> None:
+        from kubernetes import client
+
+        settings = self._settings()
+        self._call(settings, "read the server version", client.VersionApi(self._api(settings)).get_code)
+
+    def _scheduler_address(self) -> str | None:
+        return None
+
+    def _launch(self, record: JobRecord) -> None:
+        from kubernetes import client
+
+        run_dir = self.home.run_dir(record.id)
+        settings = self._settings(record)
+        if not (run_dir / PROFILE_FILE).is_file():
+            write_json_atomic(run_dir / PROFILE_FILE, settings.model_dump(mode="json"))
+        spec = self._spec(record)
+        config_map, resource = render(spec, settings, record.id, record.attempt)
+        kind, name = resource["kind"], resource["metadata"]["name"]
+        create, get, _ = self._resource_api(settings, kind)
+        if self._call(settings, f"create {kind} {name}", create, resource,
+                      conflict_ok=True) == "conflict":
+            existing = self._plain(settings, self._call(settings, f"read {kind} {name}", get, name))
+            owner = (existing.get("metadata", {}).get("annotations") or {}).get(ANNOTATION_JOB_ID)
+            if owner != record.id:
+                raise ClusterError(f"a {kind} named {name} already exists in namespace "
+                                   f"{settings.namespace!r} and belongs to {owner or 'someone else'}")
+            log.info("%s %s already exists; not creating it again", kind, name)
+        created = self._plain(settings, self._call(settings, f"read {kind} {name}", get, name))
+        uid = created.get("metadata", {}).get("uid")
+        if uid:
+            # deleted with its resource (TTL, cancel), by Kubernetes' garbage collector
+            config_map["metadata"]["ownerReferences"] = [{
+                "apiVersion": resource["apiVersion"], "kind": kind, "name": name, "uid": uid,
+                "blockOwnerDeletion": False}]
+        core = client.CoreV1Api(self._api(settings))
+        self._call(settings, f"create ConfigMap {config_map['metadata']['name']}",
+                   core.create_namespaced_config_map, settings.namespace, config_map,
+                   conflict_ok=True)
+        self.store.update(record.id, external_id=f"{kind}/{name}")
+        self.store.note(record.id, f"created {kind} {name} in namespace {settings.namespace}",
+                        record.attempt)
+
+    # -- watching -------------------------------------------------------------------------------
+
+    def _pods(self, settings: KubernetesSettings, record: JobRecord, kind: str,
+              role: str | None = None) -> list[dict[str, Any]]:
+        from kubernetes import client
+
+        selector = f"{LABEL_JOB}={resource_name(record.id)}"
+        if kind == "DaskJob":
+            selector += f",{LABEL_ATTEMPT}={record.attempt}"
+        if role:
+            selector += f",{LABEL_ROLE}={role}"
+        core = client.CoreV1Api(self._api(settings))
+        pods = self._call(settings, "list the job's pods", core.list_namespaced_pod,
+                          settings.namespace, label_selector=selector)
+        items = self._plain(settings, pods).get("items") or []
+        return sorted(items, key=lambda p: p["metadata"].get("creationTimestamp") or "")
+
+    def _events(self, settings: KubernetesSettings, pods: list[dict[str, Any]]
+                ) -> dict[str, list[dict[str, Any]]]:
+        """Warning events of the pods that have not started (where the reason lives)."""
+        from kubernetes import client
+
+        core = client.CoreV1Api(self._api(settings))
+        events = {}
+        for pod in pods:
+            if (pod.get("status") or {}).get("phase") not in (None, "Pending"):
+                continue
+            name = pod["metadata"]["name"]
+            found = self._call(settings, "list the job's events", core.list_namespaced_event,
+                               settings.namespace,
+                               field_selector=f"involvedObject.name={name},type=Warning")
+            events[name] = self._plain(settings, found).get("items") or []
+        return events
+
+    def _observe(self, settings: KubernetesSettings, record: JobRecord
+                 ) -> tuple[Observed | None, str]:
+        kind = self._kind(record)
+        _, get, _ = self._resource_api(settings, kind)
+        name = self._name(record, kind)
+        resource = self._call(settings, f"read {kind} {name}", get, name, missing_ok=True)
+        if resource is None:
+            return None, kind
+        pods = self._pods(settings, record, kind)
+        return observe(kind, self._plain(settings, resource), pods,
+                       self._events(settings, pods)), kind
+
+    def _move(self, record: JobRecord, to: JobState, reason: str | None,
+              **kwargs: Any) -> JobRecord | None:
+        """The transition, if this process made it (None if another one moved first)."""
+        try:
+            return self.store.transition(record.id, to, reason, if_attempt=record.attempt,
+                                         **kwargs)
+        except InvalidTransitionError:
+            return None
+
+    def _refresh(self, record: JobRecord) -> JobRecord:
+        if time.monotonic() < self._quiet_until:
+            return record  # the API failed a moment ago: `list` should not wait on it per job
+        settings = self._settings(record)
+        try:
+            seen, kind = self._observe(settings, record)
+        except ClusterError as err:
+            log.warning("%s", err)
+            self._quiet_until = time.monotonic() + self.UNREACHABLE_SECONDS
+            return record  # unreachable now: keep what we know
+        if seen is None:
+            self._resource_missing(record, kind)
+            return self.store.get(record.id)
+        self._copy_progress(settings, record)
+        # a Job or RayJob that retried: each failed attempt moves the store on one attempt
+        # (a job that failed for good has as many failures as attempts: the last one is
+        # the attempt that ended it, not a retry)
+        retried = seen.failed_attempts - (1 if seen.state is JobState.FAILED else 0)
+        while (retried >= record.attempt and record.attempt < record.max_attempts
+               and kind != "DaskJob" and not record.state.is_terminal()):
+            running = self._started(record)
+            if running is None:
+                return self.store.get(record.id)
+            moved = self._move(running, JobState.PENDING,
+                               f"attempt {running.attempt} failed in Kubernetes",
+                               next_attempt=True, failure_kind=FailureKind.ERROR)
+            if moved is None:
+                return self.store.get(record.id)
+            record = moved
+        if seen.state is JobState.RUNNING:
+            self._started(record)
+            if seen.reason:
+                self.store.set_reason(record.id, seen.reason, if_state=JobState.RUNNING,
+                                      if_attempt=record.attempt)
+        elif seen.state is JobState.PENDING:
+            self._pending(settings, record, seen)
+        elif seen.state is JobState.SUCCEEDED:
+            self._finished(settings, record)
+            running = self._started(record)
+            if running is not None:
+                self._move(running, JobState.SUCCEEDED, "completed")
+        elif seen.state is JobState.CANCELLED:
+            self._finished(settings, record)
+            self._move(record, JobState.CANCELLED, seen.reason)
+        elif seen.state is JobState.FAILED:
+            self._finished(settings, record)
+            self._attempt_failed(settings, record, kind, seen)
+        return self.store.get(record.id)
+
+    def _started(self, record: JobRecord) -> JobRecord | None:
+        if record.state is JobState.RUNNING:
+            return record
+        return self._move(record, JobState.RUNNING, f"attempt {record.attempt} started")
+
+    def _pending(self, settings: KubernetesSettings, record: JobRecord, seen: Observed) -> None:
+        if record.state is JobState.RUNNING:
+            return  # a retry the store has not caught up with yet; nothing to say
+        self.store.set_reason(record.id, seen.reason, if_state=JobState.PENDING,
+                              if_attempt=record.attempt)
+        if not seen.stuck:
+            return
+        # stuck now, and pending for longer than a pod may take to start
+        moves = [e.ts for e in self.store.events(record.id) if e.state is not None]
+        since = moves[-1] if moves else record.created_at
+        if time.time() - since > settings.start_timeout:
+            reason = (f"{seen.reason} (the pod could not start for "
+                      f"{settings.start_timeout}s, the profile's start_timeout)")
+            if self._move(record, JobState.FAILED, reason, failure_kind=FailureKind.CLUSTER):
+                self._delete(settings, record)
+
+    def _attempt_failed(self, settings: KubernetesSettings, record: JobRecord, kind: str,
+                        seen: Observed) -> None:
+        reason, failure = seen.reason or "failed", seen.failure_kind or FailureKind.ERROR
+        outcome = self._outcome(record)
+        if (outcome and outcome.get("status") == "failed"
+                and failure in (FailureKind.ERROR, FailureKind.INPUT, FailureKind.CLUSTER)):
+            # the runner's own account (the exception's summary, the bad input) says more
+            # than "exit code 1"; an OOM kill or a deadline leaves none, and is Kubernetes'
+            failure = FailureKind(outcome.get("kind", "error"))
+            reason = outcome.get("reason") or reason
+        running = self._started(record)
+        if running is None:
+            return
+        retry = (kind == "DaskJob" and failure is not FailureKind.INPUT
+                 and running.attempt < running.max_attempts and not running.cancel_requested)
+        if not retry:
+            self._move(running, JobState.FAILED, reason, failure_kind=failure)
+            return
+        retried = self._move(running, JobState.PENDING,
+                             f"attempt {running.attempt} failed: {reason}",
+                             failure_kind=failure, next_attempt=True)
+        if retried is not None:
+            try:
+                self._launch(retried)
+            except Exception as err:
+                self._move(retried, JobState.FAILED, f"could not create attempt "
+                           f"{retried.attempt}: {err}", failure_kind=FailureKind.CLUSTER)
+
+    def _resource_missing(self, record: JobRecord, kind: str) -> None:
+        if record.state is JobState.PENDING and time.time() - record.created_at < 60:
+            return  # being created by the submitter right now
+        self._move(record, JobState.FAILED,
+                   f"its {kind} {self._name(record, kind)} no longer exists (deleted outside "
+                   "shipyard, or removed by its TTL before shipyard saw it end)",
+                   failure_kind=FailureKind.LOST)
+
+    def _await_change(self, record: JobRecord, poll: float, limit: float) -> None:
+        """Watch the job's resource until it changes (or ``limit``/WATCH_SECONDS pass):
+        one open request instead of a read every ``poll``. A watch the server drops or
+        refuses ends the wait early; the caller reads the job again either way."""
+        from kubernetes import client, watch
+
+        settings = self._settings(record)
+        kind = self._kind(record)
+        name = self._name(record, kind)
+        seconds = max(1, int(min(limit, self.WATCH_SECONDS)))
+        if kind == "Job":
+            lister, args = client.BatchV1Api(self._api(settings)).list_namespaced_job, (
+                settings.namespace,)
+        else:
+            api_version, _, plural = KINDS[kind]
+            group, version = api_version.split("/")
+            lister = client.CustomObjectsApi(self._api(settings)).list_namespaced_custom_object
+            args = (group, version, settings.namespace, plural)
+        watcher = watch.Watch()
+        started = time.monotonic()
+        try:
+            for event in watcher.stream(lister, *args, field_selector=f"metadata.name={name}",
+                                        timeout_seconds=seconds,
+                                        _request_timeout=(self.REQUEST_TIMEOUT[0], seconds + 5)):
+                # ADDED is the object as it already was (sent first on every new watch)
+                if event.get("type") != "ADDED":
+                    return
+        except Exception as err:  # dropped, refused, timed out: read the job again
+            log.debug("watch on %s %s ended: %s", kind, name, err)
+        finally:
+            watcher.stop()
+        # no change seen: never spin on a watch that ends at once
+        time.sleep(max(0.0, min(poll, limit) - (time.monotonic() - started)))
+
+    # -- results --------------------------------------------------------------------------------
+
+    def _storage(self, settings: KubernetesSettings, record: JobRecord):
+        from shipyard.jobs.run_sync import RunStorage
+
+        return RunStorage(settings.storage.run_url(record.id), settings.storage.options)
+
+    def _copy_progress(self, settings: KubernetesSettings, record: JobRecord) -> None:
+        try:
+            storage = self._storage(settings, record)
+            progress = json.loads(storage.fs.cat_file(f"{storage.root}/progress.json"))
+        except Exception:  # not written yet, or the store unreachable: progress can wait
+            return
+        if progress != record.progress:
+            self.store.set_progress(record.id, progress)
+
+    def _outcome(self, record: JobRecord) -> dict[str, Any] | None:
+        try:
+            return json.loads(attempt_outcome_path(self.home.run_dir(record.id),
+                                                   record.attempt).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _finished(self, settings: KubernetesSettings, record: JobRecord) -> None:
+        """Copy the run's results and the runner pods' logs here before Kubernetes deletes
+        them (a failure to do so is logged: the job's state is known either way)."""
+        run_dir = self.home.run_dir(record.id)
+        try:
+            self._storage(settings, record).download(run_dir)
+        except Exception as err:
+            log.warning("could not copy job %s's results from %s: %s", record.id,
+                        settings.storage.run_url(record.id), err)
+        try:
+            self._save_logs(settings, record)
+        except ClusterError as err:
+            log.warning("could not save job %s's pod logs: %s", record.id, err)
+
+    def _runner_pods(self, settings: KubernetesSettings, record: JobRecord, attempt: int):
+        kind = self._kind(record)
+        probe = record if kind != "DaskJob" else _at_attempt(record, attempt)
+        pods = self._pods(settings, probe, kind, role="runner")
+        if kind == "DaskJob":
+            return pods
+        # a Job's (or RayJob submitter's) retries are pods of the same job, oldest first
+        return pods[attempt - 1: attempt]
+
+    def _pod_log(self, settings: KubernetesSettings, pod: dict[str, Any]) -> bytes:
+        from kubernetes import client
+
+        core = client.CoreV1Api(self._api(settings))
+        container = pod["spec"]["containers"][0]["name"]
+        response = self._call(settings, "read the runner's log", core.read_namespaced_pod_log,
+                              pod["metadata"]["name"], settings.namespace, container=container,
+                              missing_ok=True, _preload_content=False)
+        return response.data if response is not None else b""
+
+    def _save_logs(self, settings: KubernetesSettings, record: JobRecord) -> None:
+        run_dir = self.home.run_dir(record.id)
+        for attempt in range(1, record.attempt + 1):
+            path = attempt_log_path(run_dir, attempt)
+            if path.exists():
+                continue
+            pods = self._runner_pods(settings, record, attempt)
+            if pods:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_text_atomic(path, self._pod_log(settings, pods[-1]).decode(
+                    "utf-8", errors="replace"))
+
+    def _read_log(self, job_id: str, attempt: int, offset: int) -> bytes:
+        saved = attempt_log_path(self.home.run_dir(job_id), attempt)
+        if saved.exists():
+            return saved.read_bytes()[offset:]
+        record = self.store.get(job_id)
+        try:
+            settings = self._settings(record)
+            pods = self._runner_pods(settings, record, attempt)
+            return self._pod_log(settings, pods[-1])[offset:] if pods else b""
+        except ClusterError as err:
+            log.warning("%s", err)
+            return b""
+
+    # -- cancelling -----------------------------------------------------------------------------
+
+    def _delete(self, settings: KubernetesSettings, record: JobRecord,
+                wait: float = 0.0) -> None:
+        """Delete the attempt's resource and ConfigMap (foreground: its pods go first)."""
+        from kubernetes import client
+
+        kind = self._kind(record)
+        name = self._name(record, kind)
+        _, get, delete = self._resource_api(settings, kind)
+        self._call(settings, f"delete {kind} {name}", delete, name, missing_ok=True)
+        core = client.CoreV1Api(self._api(settings))
+        self._call(settings, f"delete ConfigMap {name}-spec", core.delete_namespaced_config_map,
+                   f"{name}-spec", settings.namespace, missing_ok=True)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if self._call(settings, f"read {kind} {name}", get, name, missing_ok=True) is None:
+                return
+            time.sleep(0.2)
+
+    def _cancel(self, record: JobRecord, timeout: float) -> None:
+        # terminal first, so no reader creates another attempt; then delete what runs
+        self.store.request_cancel(record.id)
+        self.store.transition(record.id, JobState.CANCELLED, "cancelled")
+        settings = self._settings(record)
+        record = self.store.get(record.id)
+        try:
+            self._save_logs(settings, record)  # what it printed, before its pods go
+        except ClusterError as err:
+            log.warning("could not save job %s's pod logs: %s", record.id, err)
+        self._delete(settings, record, wait=timeout)
+
+    def _describe(self) -> dict[str, Any]:
+        settings = self._settings()
+        info = {"name": self.profile.name, "backend": self.name, "up": False,
+                "address": None, "namespace": settings.namespace}
+        try:
+            info["address"] = self._api(settings).configuration.host
+            self._check_reachable()
+            info["up"] = True
+        except ClusterError as err:
+            info["error"] = err.message
+        return info
+
+
+def _at_attempt(record: JobRecord, attempt: int) -> JobRecord:
+    from dataclasses import replace
+
+    return replace(record, attempt=attempt)

@@ -1,0 +1,581 @@
+"""The `kubernetes` backend through the real `kubernetes` client, over real HTTP, against
+kmock's Kubernetes emulator (tests/k8s_emulator.py), with run directories in a real S3 API
+(moto). No controller runs there: the tests play the Job controller, the operators and the
+kubelet through the same API (creating pods, patching status, writing events), as
+Kubernetes' own Job integration tests do, and run the runner pod's exact command here.
+
+The contract suite at the end runs the same specs on the local backend and on Kubernetes
+and expects the same states, exit codes and result shape.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+import shipyard
+from helpers import FIXTURES, ROOT, job_doc, shipyard as cli
+from k8s_emulator import Emulator
+from shipyard.cluster.k8s_render import resource_name
+from shipyard.jobs.api import exit_code_for
+
+NS = "shipyard"
+CONTROLLER_AGENT = "test-controller"
+AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+       "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    server = Emulator()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def bucket(s3_server):
+    import s3fs
+
+    for key, value in AWS.items():
+        os.environ.setdefault(key, value)
+    s3fs.S3FileSystem(endpoint_url=s3_server).mkdir("runs")
+    return s3_server
+
+
+class Cluster:
+    """The test's hands on the emulated cluster: what the controllers and kubelet do."""
+
+    def __init__(self, emulator: Emulator, kubeconfig: Path, s3: str):
+        from kubernetes import client, config
+
+        configuration = client.Configuration()
+        config.load_kube_config(str(kubeconfig), client_configuration=configuration)
+        self.api = client.ApiClient(configuration)
+        self.api.user_agent = CONTROLLER_AGENT  # told apart from shipyard's requests
+        self.core = client.CoreV1Api(self.api)
+        self.batch = client.BatchV1Api(self.api)
+        self.custom = client.CustomObjectsApi(self.api)
+        self.emulator = emulator
+        self.s3 = s3
+
+    def plain(self, obj):
+        return self.api.sanitize_for_serialization(obj)
+
+    def resource(self, kind: str, name: str) -> dict:
+        if kind == "Job":
+            return self.plain(self.batch.read_namespaced_job(name, NS))
+        group, plural = {"DaskJob": ("kubernetes.dask.org", "daskjobs"),
+                         "RayJob": ("ray.io", "rayjobs")}[kind]
+        return self.custom.get_namespaced_custom_object(group, "v1", NS, plural, name)
+
+    def exists(self, kind: str, name: str) -> bool:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.resource(kind, name)
+            return True
+        except ApiException as err:
+            assert err.status == 404
+            return False
+
+    def config_map(self, name: str) -> dict:
+        return self.plain(self.core.read_namespaced_config_map(f"{name}-spec", NS))
+
+    def set_status(self, kind: str, name: str, status: dict) -> None:
+        if kind == "Job":
+            self.batch.patch_namespaced_job_status(name, NS, {"status": status})
+            return
+        group, plural = {"DaskJob": ("kubernetes.dask.org", "daskjobs"),
+                         "RayJob": ("ray.io", "rayjobs")}[kind]
+        self.custom.patch_namespaced_custom_object_status(group, "v1", NS, plural, name,
+                                                          {"status": status})
+
+    def pod(self, labels: dict, name: str | None = None, container: str = "runner",
+            **status) -> str:
+        name = name or f"{labels['shipyard.io/job']}-{uuid.uuid4().hex[:5]}"
+        self.core.create_namespaced_pod(NS, {
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels},
+            "spec": {"containers": [{"name": container, "image": "shipyard:test"}]},
+            "status": status})
+        return name
+
+    def pod_status(self, name: str, **status) -> None:
+        self.core.patch_namespaced_pod_status(name, NS, {"status": status})
+
+    def event(self, pod: str, reason: str, message: str) -> None:
+        self.core.create_namespaced_event(NS, {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": f"{pod}.{uuid.uuid4().hex[:6]}"},
+            "involvedObject": {"kind": "Pod", "name": pod, "namespace": NS},
+            "type": "Warning", "reason": reason, "message": message,
+            "lastTimestamp": "2026-11-25T10:00:00Z"})
+
+    def run_runner_pod(self, kind: str, name: str, pod: str, workdir: Path) -> int:
+        """Run the runner pod's exact command here: the ConfigMap mounted as files, the
+        pod's scratch volume a temporary folder. Its output becomes the pod's log."""
+        resource = self.resource(kind, name)
+        pod_spec = (resource["spec"]["template"]["spec"] if kind == "Job"
+                    else resource["spec"]["job"]["spec"])
+        container = pod_spec["containers"][0]
+        spec_dir = workdir / "etc-shipyard"
+        spec_dir.mkdir(parents=True, exist_ok=True)
+        for key, text in self.config_map(name)["data"].items():
+            (spec_dir / key).write_text(text)
+        args = [a.replace("/etc/shipyard", str(spec_dir)).replace("/work", str(workdir))
+                for a in container["args"]]
+        env = {**os.environ, **AWS,
+               "PYTHONPATH": os.pathsep.join([str(FIXTURES), str(ROOT / "jobs")])}
+        proc = subprocess.run([sys.executable, *container["command"][1:], *args], cwd=workdir,
+                              env=env, capture_output=True, text=True, timeout=120)
+        self.emulator.logs[(NS, pod)] = proc.stdout + proc.stderr
+        return proc.returncode
+
+
+@pytest.fixture
+def cluster(home, emulator, bucket, tmp_path, monkeypatch) -> Cluster:
+    """A `kubernetes` profile for this test's SHIPYARD_HOME, pointed at the emulator."""
+    for key, value in AWS.items():
+        monkeypatch.setenv(key, value)
+    kubeconfig = emulator.kubeconfig(tmp_path / "kubeconfig", NS)
+    (home / "clusters").mkdir(parents=True, exist_ok=True)
+    (home / "clusters" / "kubernetes.yaml").write_text(yaml.safe_dump({
+        "backend": "kubernetes", "kubeconfig": str(kubeconfig), "namespace": NS,
+        "image": "shipyard:test",
+        "storage": {"url": f"s3://runs/{uuid.uuid4().hex[:8]}",
+                    "options": {"endpoint_url": bucket}},
+        "start_timeout": "2s"}))
+    emulator.faults.clear()
+    return Cluster(emulator, kubeconfig, bucket)
+
+
+def _spec(tmp_path: Path, entrypoint: str, params: dict | None = None, name: str = "kjob",
+          **spec) -> Path:
+    path = tmp_path / f"{name}-{uuid.uuid4().hex[:4]}.yaml"
+    path.write_text(yaml.safe_dump(job_doc(entrypoint, params, name, **spec)))
+    return path
+
+
+def _submit(path: Path, **kwargs) -> shipyard.Job:
+    return shipyard.submit(str(path), cluster="kubernetes", **kwargs)
+
+
+def _labels(job: shipyard.Job, attempt: int = 1) -> dict:
+    return {"shipyard.io/job": resource_name(job.id), "shipyard.io/attempt": str(attempt),
+            "app.kubernetes.io/component": "runner"}
+
+
+# -- submit ----------------------------------------------------------------------------------
+
+
+def test_submit_creates_the_job_and_its_spec_config_map(cluster, tmp_path):
+    job = _submit(_spec(tmp_path, "jobfuncs:echo", {"value": 7}, retries=2, timeout="5m"))
+    name = resource_name(job.id)
+    resource = cluster.resource("Job", name)
+    assert resource["metadata"]["annotations"]["shipyard.io/job-id"] == job.id
+    assert resource["spec"]["backoffLimit"] == 2
+    assert resource["spec"]["template"]["spec"]["activeDeadlineSeconds"] == 300
+    config_map = cluster.config_map(name)
+    assert yaml.safe_load(config_map["data"]["spec.yaml"])["spec"]["python"]["params"] == \
+        {"value": 7}
+    owner = config_map["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["uid"]) == ("Job", name,
+                                                            resource["metadata"]["uid"])
+    record = job.status()
+    assert record.state == "PENDING" and record.backend == "kubernetes"
+    assert record.attempt == 1
+    # `shipyard list` shows Kubernetes jobs with the local ones
+    listed = json.loads(cli("list", "--json").stdout)
+    assert [j["id"] for j in listed] == [job.id] and listed[0]["cluster"] == "kubernetes"
+
+
+def test_catalog_job_through_the_cli(cluster, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    submitted = cli("submit", "jobs/basics.yaml", "--cluster", "kubernetes")
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = submitted.stdout.strip()
+    assert cluster.resource("Job", resource_name(job_id))["kind"] == "Job"
+    status = json.loads(cli("status", job_id, "--json").stdout)
+    assert (status["state"], status["cluster"]) == ("PENDING", "kubernetes")
+    assert cli("cancel", job_id).stdout.strip() == f"{job_id} CANCELLED"
+
+
+def test_submitting_the_same_attempt_again_creates_nothing_new(cluster, tmp_path, home):
+    from shipyard.cluster import get_backend
+    from shipyard.cluster.profiles import resolve_cluster
+    from shipyard.jobs.home import Home
+    from shipyard.jobs.store import JobStore
+
+    job = _submit(_spec(tmp_path, "jobfuncs:echo"))
+    before = len(cluster.emulator.requests)
+    store = JobStore(Home.from_env().db)
+    backend = get_backend(resolve_cluster("kubernetes", Home.from_env().clusters),
+                          Home.from_env(), store)
+    backend._launch(store.get(job.id))  # a retried call, another process
+    posts = [r for r in cluster.emulator.requests[before:] if r[0] == "POST"
+             and r[3] != CONTROLLER_AGENT]
+    assert len(posts) == 2  # the Job and the ConfigMap, each answered 409 and left alone
+    jobs = cluster.plain(cluster.batch.list_namespaced_job(
+        NS, label_selector=f"shipyard.io/job={resource_name(job.id)}"))["items"]
+    assert len(jobs) == 1
+
+
+# -- states ------------------------------------------------------------------------------------
+
+
+def test_pending_says_why_a_pod_cannot_start_then_fails_after_start_timeout(cluster, tmp_path):
+    job = _submit(_spec(tmp_path, "jobfuncs:echo"))
+    name = resource_name(job.id)
+    pod = cluster.pod(_labels(job), phase="Pending", containerStatuses=[{
+        "name": "runner", "ready": False, "restartCount": 0, "image": "shipyard:test",
+        "imageID": "", "state": {"waiting": {"reason": "ImagePullBackOff",
+                                             "message": 'Back-off pulling image "shipyard:test"'}}}])
+    record = job.status()
+    assert record.state == "PENDING"
+    assert record.reason == 'ImagePullBackOff: Back-off pulling image "shipyard:test"'
+    assert json.loads(cli("status", job.id, "--json").stdout)["reason"].startswith(
+        "ImagePullBackOff")
+    time.sleep(2.2)  # the profile's start_timeout
+    record = job.wait(timeout=30)
+    assert record.state == "FAILED" and record.failure_kind == "cluster"
+    assert "ImagePullBackOff" in record.reason and "start_timeout" in record.reason
+    assert exit_code_for(record) == 3
+    assert not cluster.exists("Job", name)  # nothing left pending on the cluster
+    assert pod  # (the pod goes with its Job on a real cluster: foreground deletion)
+
+
+def test_unschedulable_pod_and_warning_events_are_the_reason(cluster, tmp_path):
+    job = _submit(_spec(tmp_path, "jobfuncs:echo"))
+    cluster.pod(_labels(job), phase="Pending", conditions=[{
+        "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+        "message": "0/4 nodes are available: 4 Insufficient memory."}])
+    assert job.status().reason == "Unschedulable: 0/4 nodes are available: 4 Insufficient memory."
+    other = _submit(_spec(tmp_path, "jobfuncs:echo", name="kjob-mount"))
+    pod = cluster.pod(_labels(other), phase="Pending")
+    cluster.event(pod, "FailedMount", 'configmap "x-spec" not found')
+    assert other.status().reason == 'FailedMount: configmap "x-spec" not found'
+
+
+@pytest.mark.parametrize("status, pod_status, state, kind, reason", [
+    ({"failed": 1, "conditions": [{"type": "Failed", "status": "True",
+                                   "reason": "DeadlineExceeded"}]},
+     None, "FAILED", "timeout", "timeout"),
+    ({"failed": 1, "conditions": [{"type": "Failed", "status": "True",
+                                   "reason": "BackoffLimitExceeded"}]},
+     {"phase": "Failed", "containerStatuses": [{
+         "name": "runner", "ready": False, "restartCount": 0, "image": "i", "imageID": "",
+         "state": {"terminated": {"reason": "OOMKilled", "exitCode": 137}}}]},
+     "FAILED", "error", "OOMKilled (exit code 137)"),
+    ({"failed": 1, "conditions": [{"type": "Failed", "status": "True",
+                                   "reason": "PodFailurePolicy"}]},
+     {"phase": "Failed", "containerStatuses": [{
+         "name": "runner", "ready": False, "restartCount": 0, "image": "i", "imageID": "",
+         "state": {"terminated": {"reason": "Error", "exitCode": 2}}}]},
+     "FAILED", "input", "Error (exit code 2)"),
+])
+def test_job_failures_map_to_states_reasons_and_exit_codes(cluster, tmp_path, status,
+                                                           pod_status, state, kind, reason):
+    job = _submit(_spec(tmp_path, "jobfuncs:echo"))
+    name = resource_name(job.id)
+    pod = cluster.pod(_labels(job), phase="Running")
+    assert job.status().state == "RUNNING"
+    if pod_status:
+        cluster.pod_status(pod, **pod_status)
+    cluster.set_status("Job", name, status)
+    record = job.wait(timeout=30)
+    assert (record.state, record.failure_kind) == (state, kind)
+    assert reason in record.reason
+    assert exit_code_for(record) == {"error": 1, "timeout": 1, "input": 2}[kind]
+
+
+def test_job_retries_move_the_attempt_on(cluster, tmp_path):
+    job = _submit(_spec(tmp_path, "jobfuncs:echo", retries=2))
+    name = resource_name(job.id)
+    cluster.pod(_labels(job), phase="Failed")
+    cluster.set_status("Job", name, {"failed": 1, "active": 1})
+    cluster.pod(_labels(job), phase="Running")
+    record = job.status()
+    assert (record.state, record.attempt) == ("RUNNING", 2)
+    cluster.set_status("Job", name, {"failed": 1, "succeeded": 1, "conditions": [
+        {"type": "Complete", "status": "True"}]})
+    record = job.wait(timeout=30)
+    assert (record.state, record.attempt) == ("SUCCEEDED", 2)
+    assert [e.state for e in job.events() if e.state] == [
+        "PENDING", "RUNNING", "PENDING", "RUNNING", "SUCCEEDED"]
+
+
+def test_dask_job_states_and_retry_as_a_new_resource(cluster, tmp_path):
+    data = tmp_path / "in.csv"
+    data.write_text("a,b\n1,2\n3,4\n")
+    spec = tmp_path / "df.yaml"
+    spec.write_text(yaml.safe_dump({
+        "apiVersion": "shipyard/v1", "kind": "Job", "metadata": {"name": "kdf"},
+        "spec": {"retries": 1, "dataframe": {"inputs": {"main": {"path": str(data)}},
+                                             "steps": [{"query": "a > 1"}],
+                                             "output": {"path": str(tmp_path / "o.parquet")}}}}))
+    job = _submit(spec)
+    first = resource_name(job.id)
+    assert cluster.resource("DaskJob", first)["spec"]["cluster"]["spec"]["worker"]["replicas"] == 2
+    cluster.set_status("DaskJob", first, {"jobStatus": "ClusterCreated"})
+    assert job.status().state == "PENDING"
+    cluster.set_status("DaskJob", first, {"jobStatus": "Running"})
+    assert job.status().state == "RUNNING"
+    cluster.pod(_labels(job), phase="Failed", containerStatuses=[{
+        "name": "runner", "ready": False, "restartCount": 0, "image": "i", "imageID": "",
+        "state": {"terminated": {"reason": "Error", "exitCode": 1}}}])
+    cluster.set_status("DaskJob", first, {"jobStatus": "Failed"})
+    record = job.status()
+    second = resource_name(job.id, 2)
+    assert (record.state, record.attempt) == ("PENDING", 2)
+    assert cluster.resource("DaskJob", second)["metadata"]["labels"]["shipyard.io/attempt"] == "2"
+    _later(0.5, cluster.set_status, "DaskJob", second, {"jobStatus": "Successful"})
+    assert job.wait(timeout=30).state == "SUCCEEDED"
+
+
+def test_ray_job_states(cluster, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    job = _submit(ROOT / "jobs" / "digits-cnn.yaml")
+    name = resource_name(job.id)
+    assert cluster.resource("RayJob", name)["kind"] == "RayJob"
+    cluster.set_status("RayJob", name, {"jobDeploymentStatus": "Initializing"})
+    assert job.status().state == "PENDING"
+    cluster.set_status("RayJob", name, {"jobDeploymentStatus": "Running", "jobStatus": "RUNNING"})
+    assert job.status().state == "RUNNING"
+    _later(0.5, cluster.set_status, "RayJob", name, {
+        "jobDeploymentStatus": "Failed", "jobStatus": "RUNNING", "reason": "DeadlineExceeded",
+        "failed": 1, "message": "The RayJob has passed activeDeadlineSeconds"})
+    record = job.wait(timeout=30)
+    assert (record.state, record.failure_kind) == ("FAILED", "timeout")
+
+
+# -- cancel --------------------------------------------------------------------------------------
+
+
+def test_cancel_deletes_everything_with_foreground_propagation(cluster, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    data = tmp_path / "in.csv"
+    data.write_text("a,b\n1,2\n")
+    dataframe = tmp_path / "df.yaml"
+    dataframe.write_text(yaml.safe_dump({
+        "apiVersion": "shipyard/v1", "kind": "Job", "metadata": {"name": "kdf"},
+        "spec": {"dataframe": {"inputs": {"main": {"path": str(data)}},
+                               "output": {"path": str(tmp_path / "o.parquet")}}}}))
+    for kind, spec in [("Job", _spec(tmp_path, "jobfuncs:echo")), ("DaskJob", dataframe),
+                       ("RayJob", ROOT / "jobs" / "digits-cnn.yaml")]:
+        job = _submit(spec)
+        name = resource_name(job.id)
+        before = len(cluster.emulator.requests)
+        proc = cli("cancel", job.id)
+        assert proc.returncode == 0, proc.stderr
+        assert job.status().state == "CANCELLED"
+        assert not cluster.exists(kind, name)
+        assert not [c for c in cluster.plain(cluster.core.list_namespaced_config_map(NS))["items"]
+                    if c["metadata"]["name"] == f"{name}-spec"]
+        deletes = [r for r in cluster.emulator.requests[before:] if r[0] == "DELETE"]
+        assert {r[1].rsplit("/", 1)[1] for r in deletes} == {name, f"{name}-spec"}
+        resource_delete = next(r for r in deletes if r[1].endswith(f"/{name}"))
+        assert resource_delete[2].get("propagationPolicy") == "Foreground"
+
+
+# -- API errors ------------------------------------------------------------------------------------
+
+
+def test_overloaded_api_is_retried_and_forbidden_is_explained(cluster, tmp_path, monkeypatch):
+    from shipyard.cluster.kubernetes import KubernetesBackend
+    from shipyard.errors import ClusterError
+
+    monkeypatch.setattr(KubernetesBackend, "RETRY_DELAY", 0.01)
+    path = _spec(tmp_path, "jobfuncs:echo")
+    cluster.emulator.fault("POST", "/jobs", 429, times=2, **{"Retry-After": "0"})
+    cluster.emulator.fault("GET", "/jobs/", 500, times=1)
+    job = _submit(path)
+    assert job.status().state == "PENDING"
+    cluster.emulator.fault("POST", "/jobs", 403, times=1)
+    proc = cli("submit", str(path), "--cluster", "kubernetes")
+    assert proc.returncode == 3
+    assert "403 Forbidden" in proc.stderr and "k8s/role.yaml" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    # an API that keeps failing: a clear error after a few tries, nothing recorded
+    cluster.emulator.fault("GET", "/version", 503, times=99)
+    jobs_before = len(shipyard.list_jobs())
+    with pytest.raises(ClusterError, match="503"):
+        _submit(path)
+    assert len(shipyard.list_jobs()) == jobs_before
+    # reads of a job while the API fails: the known state stands, no error, no hang
+    cluster.emulator.faults.clear()
+    cluster.emulator.fault("GET", "/jobs/", 500, times=99)
+    assert job.status().state == "PENDING"
+
+
+def _later(seconds: float, action, *args) -> threading.Timer:
+    timer = threading.Timer(seconds, action, args)
+    timer.start()
+    return timer
+
+
+def test_wait_watches_and_survives_a_dropped_watch(cluster, tmp_path):
+    job = _submit(_spec(tmp_path, "jobfuncs:echo"))
+    name = resource_name(job.id)
+    cluster.pod(_labels(job), phase="Running")
+    assert job.status().state == "RUNNING"
+    before = len(cluster.emulator.requests)
+    _later(1.0, cluster.set_status, "Job", name, {"succeeded": 1, "conditions": [
+        {"type": "Complete", "status": "True"}]})
+    started = time.monotonic()
+    assert job.wait(timeout=30).state == "SUCCEEDED"
+    # one watch carried the wait (a poll every 0.1s would have read the Job ~10 times)
+    reads = [r for r in cluster.emulator.requests[before:] if r[1].endswith(f"/jobs/{name}")]
+    watches = [r for r in cluster.emulator.requests[before:] if r[2].get("watch") == "true"]
+    assert watches and len(reads) <= 3
+    assert time.monotonic() - started < 10
+
+    other = _submit(_spec(tmp_path, "jobfuncs:echo", name="kjob-drop"))
+    name = resource_name(other.id)
+    cluster.pod(_labels(other), phase="Running")
+    assert other.status().state == "RUNNING"
+    cluster.emulator.fault("GET", "/jobs", 0, times=3, watch=True)   # connection dropped
+    cluster.emulator.fault("GET", "/jobs", 500, times=3, watch=True)  # refused
+    _later(1.0, cluster.set_status, "Job", name, {"succeeded": 1, "conditions": [
+        {"type": "Complete", "status": "True"}]})
+    started = time.monotonic()
+    assert other.wait(timeout=30).state == "SUCCEEDED"
+    assert time.monotonic() - started < 15
+
+
+# -- logs and results, and the contract shared with the local backend -----------------------------
+
+
+class LocalTransport:
+    name = "local"
+
+    def finish(self, job: shipyard.Job, tmp_path: Path) -> None:
+        job.wait(timeout=120)
+
+
+class KubernetesTransport:
+    """Plays the Job controller and kubelet for one attempt: a pod that runs the runner's
+    exact command, then the Job's status from its exit code."""
+
+    name = "kubernetes"
+
+    def __init__(self, cluster: Cluster):
+        self.cluster = cluster
+
+    def finish(self, job: shipyard.Job, tmp_path: Path) -> None:
+        name = resource_name(job.id)
+        pod = self.cluster.pod(_labels(job), phase="Running")
+        assert job.status().state == "RUNNING"
+        code = self.cluster.run_runner_pod("Job", name, pod, tmp_path / "pod")
+        self.cluster.pod_status(pod, phase="Succeeded" if code == 0 else "Failed",
+                                containerStatuses=[{
+                                    "name": "runner", "ready": False, "restartCount": 0,
+                                    "image": "i", "imageID": "", "state": {"terminated": {
+                                        "reason": "Completed" if code == 0 else "Error",
+                                        "exitCode": code}}}])
+        if code == 0:
+            status = {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
+        else:
+            reason = "PodFailurePolicy" if code == 2 else "BackoffLimitExceeded"
+            status = {"failed": 1, "conditions": [{"type": "Failed", "status": "True",
+                                                    "reason": reason}]}
+        self.cluster.set_status("Job", name, status)
+        job.wait(timeout=60)
+
+
+@pytest.fixture(params=["local", "kubernetes"])
+def transport(request, home, tmp_path):
+    if request.param == "local":
+        return LocalTransport()
+    return KubernetesTransport(request.getfixturevalue("cluster"))
+
+
+def _run(transport, tmp_path, entrypoint, params=None):
+    path = _spec(tmp_path, entrypoint, params)
+    job = shipyard.submit(str(path), cluster=transport.name)
+    transport.finish(job, tmp_path)
+    return job
+
+
+def test_contract_success_same_states_result_and_logs(transport, tmp_path):
+    job = _run(transport, tmp_path, "jobfuncs:echo", {"value": {"rows": 3}})
+    record = job.status()
+    assert record.state == "SUCCEEDED" and exit_code_for(record) == 0
+    assert [e.state for e in job.events() if e.state] == ["PENDING", "RUNNING", "SUCCEEDED"]
+    result = job.result()
+    assert set(result) >= {"outputs", "value", "job_id", "attempt"}
+    assert result["value"]["value"] == {"rows": 3}
+    assert (result["job_id"], result["attempt"]) == (job.id, 1)
+    status = json.loads(cli("status", job.id, "--json").stdout)
+    assert set(status) >= {"id", "name", "state", "reason", "attempt", "cluster", "created_at",
+                           "started_at", "finished_at", "progress"}
+    logs = cli("logs", job.id)
+    assert logs.returncode == 0 and "python workload" in logs.stdout
+
+
+def test_contract_failures_same_kinds_and_exit_codes(transport, tmp_path):
+    failed = _run(transport, tmp_path, "jobfuncs:boom", {"message": "kaputt"})
+    record = failed.status()
+    assert (record.state, exit_code_for(record)) == ("FAILED", 1)
+    assert "ValueError: kaputt" in record.reason
+    assert "kaputt" in cli("logs", failed.id).stdout
+    bad = _run(transport, tmp_path, "jobfuncs:bad_input")
+    record = bad.status()
+    assert (record.state, record.failure_kind, exit_code_for(record)) == ("FAILED", "input", 2)
+    assert "data/missing.csv: no such file" in record.reason
+
+
+def test_contract_progress_reaches_status_json(transport, tmp_path):
+    job = _run(transport, tmp_path, "jobfuncs:progress_steps", {"steps": 2, "pause": 0.05})
+    status = json.loads(cli("status", job.id, "--json").stdout)
+    assert status["state"] == "SUCCEEDED"
+    progress = status["progress"]
+    assert (progress["phase"], progress["done"], progress["total"]) == ("stepping", 2, 2)
+
+
+def test_cluster_status_says_whether_the_api_answers(cluster, tmp_path, home):
+    proc = cli("cluster", "status", "kubernetes", "--json")
+    info = json.loads(proc.stdout)
+    assert (info["backend"], info["up"], info["namespace"]) == ("kubernetes", True, NS)
+    assert info["address"] == cluster.emulator.url
+
+
+# -- the submitter's Role covers exactly what the client asked for --------------------------------
+
+
+def _rbac(method: str, path: str, query: dict) -> tuple[str, str, str] | None:
+    parts = path.strip("/").split("/")
+    if parts[0] == "api":
+        group, rest = "", parts[2:]
+    elif parts[0] == "apis":
+        group, rest = parts[1], parts[3:]
+    else:
+        return None  # /version and discovery: readable by every authenticated user
+    if rest[:1] == ["namespaces"]:
+        rest = rest[2:]
+    resource = rest[0] + (f"/{rest[2]}" if len(rest) > 2 and rest[2] != "status" else "")
+    named = len(rest) > 1
+    verb = {"POST": "create", "DELETE": "delete", "PATCH": "patch", "PUT": "update"}.get(
+        method) or ("watch" if query.get("watch") in ("true", "1") else
+                    "get" if named else "list")
+    return group, resource, verb
+
+
+def test_role_covers_exactly_the_requests_the_client_made(emulator):
+    """Runs last in this module: every request shipyard made in the tests above."""
+    from test_k8s_manifests import kustomize_resources
+
+    role = next(d for d in kustomize_resources() if d["kind"] == "Role")
+    granted = {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"]
+               for r in rule["resources"] for v in rule["verbs"]}
+    made = {_rbac(method, path, query) for method, path, query, agent in emulator.requests
+            if agent.startswith("shipyard/")} - {None}
+    assert made <= granted, f"requests the Role does not allow: {made - granted}"
+    assert granted <= made, f"granted but never used: {granted - made}"
