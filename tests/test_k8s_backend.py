@@ -67,6 +67,11 @@ class Cluster:
         self.emulator = emulator
         self.s3 = s3
 
+    def set_profile(self, **settings) -> None:
+        """Change the `kubernetes` profile (jobs submitted from now on use it)."""
+        data = yaml.safe_load(self.profile.read_text())
+        self.profile.write_text(yaml.safe_dump({**data, **settings}))
+
     def plain(self, obj):
         return self.api.sanitize_for_serialization(obj)
 
@@ -147,14 +152,16 @@ def cluster(home, emulator, bucket, tmp_path, monkeypatch) -> Cluster:
         monkeypatch.setenv(key, value)
     kubeconfig = emulator.kubeconfig(tmp_path / "kubeconfig", NS)
     (home / "clusters").mkdir(parents=True, exist_ok=True)
-    (home / "clusters" / "kubernetes.yaml").write_text(yaml.safe_dump({
+    profile = home / "clusters" / "kubernetes.yaml"
+    profile.write_text(yaml.safe_dump({
         "backend": "kubernetes", "kubeconfig": str(kubeconfig), "namespace": NS,
         "image": "shipyard:test",
         "storage": {"url": f"s3://runs/{uuid.uuid4().hex[:8]}",
-                    "options": {"endpoint_url": bucket}},
-        "start_timeout": "2s"}))
+                    "options": {"endpoint_url": bucket}}}))
     emulator.faults.clear()
-    return Cluster(emulator, kubeconfig, bucket)
+    found = Cluster(emulator, kubeconfig, bucket)
+    found.profile = profile
+    return found
 
 
 def _spec(tmp_path: Path, entrypoint: str, params: dict | None = None, name: str = "kjob",
@@ -162,6 +169,25 @@ def _spec(tmp_path: Path, entrypoint: str, params: dict | None = None, name: str
     path = tmp_path / f"{name}-{uuid.uuid4().hex[:4]}.yaml"
     path.write_text(yaml.safe_dump(job_doc(entrypoint, params, name, **spec)))
     return path
+
+
+def _dataframe_spec(tmp_path: Path, **spec) -> Path:
+    """A small dataframe job (a DaskJob on Kubernetes)."""
+    data = tmp_path / "in.csv"
+    data.write_text("a,b\n1,2\n3,4\n")
+    path = tmp_path / f"df-{uuid.uuid4().hex[:4]}.yaml"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "shipyard/v1", "kind": "Job", "metadata": {"name": "kdf"},
+        "spec": {**spec, "dataframe": {"inputs": {"main": {"path": str(data)}},
+                                       "steps": [{"query": "a > 1"}],
+                                       "output": {"path": str(tmp_path / "o.parquet")}}}}))
+    return path
+
+
+def _one_of_each_kind(tmp_path: Path) -> list[tuple[str, Path]]:
+    """A spec for each kind of resource: Job (python), DaskJob (dataframe), RayJob (torch)."""
+    return [("Job", _spec(tmp_path, "jobfuncs:echo")), ("DaskJob", _dataframe_spec(tmp_path)),
+            ("RayJob", ROOT / "jobs" / "digits-cnn.yaml")]
 
 
 def _submit(path: Path, **kwargs) -> shipyard.Job:
@@ -232,9 +258,10 @@ def test_submitting_the_same_attempt_again_creates_nothing_new(cluster, tmp_path
 
 
 def test_pending_says_why_a_pod_cannot_start_then_fails_after_start_timeout(cluster, tmp_path):
+    cluster.set_profile(start_timeout="2s")
     job = _submit(_spec(tmp_path, "jobfuncs:echo"))
     name = resource_name(job.id)
-    pod = cluster.pod(_labels(job), phase="Pending", containerStatuses=[{
+    cluster.pod(_labels(job), phase="Pending", containerStatuses=[{
         "name": "runner", "ready": False, "restartCount": 0, "image": "shipyard:test",
         "imageID": "", "state": {"waiting": {"reason": "ImagePullBackOff",
                                              "message": 'Back-off pulling image "shipyard:test"'}}}])
@@ -249,7 +276,18 @@ def test_pending_says_why_a_pod_cannot_start_then_fails_after_start_timeout(clus
     assert "ImagePullBackOff" in record.reason and "start_timeout" in record.reason
     assert exit_code_for(record) == 3
     assert not cluster.exists("Job", name)  # nothing left pending on the cluster
-    assert pod  # (the pod goes with its Job on a real cluster: foreground deletion)
+
+    # a job no pod ever appears for (the operator missing, a quota refusing pods) says so,
+    # with the resource's own warning, and times out the same way
+    stuck = _submit(_spec(tmp_path, "jobfuncs:echo", name="kjob-quota"))
+    assert stuck.status().reason == "waiting for its pods to be created"
+    cluster.event(resource_name(stuck.id), "FailedCreate",
+                  'pods "x" is forbidden: exceeded quota: shipyard-jobs')
+    assert stuck.status().reason.startswith("FailedCreate: pods \"x\" is forbidden")
+    time.sleep(2.2)
+    record = stuck.wait(timeout=30)
+    assert (record.state, record.failure_kind) == ("FAILED", "cluster")
+    assert "exceeded quota" in record.reason
 
 
 def test_unschedulable_pod_and_warning_events_are_the_reason(cluster, tmp_path):
@@ -313,15 +351,7 @@ def test_job_retries_move_the_attempt_on(cluster, tmp_path):
 
 
 def test_dask_job_states_and_retry_as_a_new_resource(cluster, tmp_path):
-    data = tmp_path / "in.csv"
-    data.write_text("a,b\n1,2\n3,4\n")
-    spec = tmp_path / "df.yaml"
-    spec.write_text(yaml.safe_dump({
-        "apiVersion": "shipyard/v1", "kind": "Job", "metadata": {"name": "kdf"},
-        "spec": {"retries": 1, "dataframe": {"inputs": {"main": {"path": str(data)}},
-                                             "steps": [{"query": "a > 1"}],
-                                             "output": {"path": str(tmp_path / "o.parquet")}}}}))
-    job = _submit(spec)
+    job = _submit(_dataframe_spec(tmp_path, retries=1))
     first = resource_name(job.id)
     assert cluster.resource("DaskJob", first)["spec"]["cluster"]["spec"]["worker"]["replicas"] == 2
     cluster.set_status("DaskJob", first, {"jobStatus": "ClusterCreated"})
@@ -349,11 +379,23 @@ def test_ray_job_states(cluster, tmp_path, monkeypatch):
     assert job.status().state == "PENDING"
     cluster.set_status("RayJob", name, {"jobDeploymentStatus": "Running", "jobStatus": "RUNNING"})
     assert job.status().state == "RUNNING"
-    _later(0.5, cluster.set_status, "RayJob", name, {
+    cluster.set_status("RayJob", name, {
         "jobDeploymentStatus": "Failed", "jobStatus": "RUNNING", "reason": "DeadlineExceeded",
         "failed": 1, "message": "The RayJob has passed activeDeadlineSeconds"})
+    # a timed-out attempt is retried (spec.retries: 1) as a RayJob of its own; the
+    # finished one is deleted once its results are read
+    record = job.status()
+    assert (record.state, record.attempt) == ("PENDING", 2)
+    assert "timeout" in job.events()[-2].message
+    assert not cluster.exists("RayJob", name)
+    second = resource_name(job.id, 2)
+    assert "--attempt 2" in cluster.resource("RayJob", second)["spec"]["entrypoint"]
+    _later(0.5, cluster.set_status, "RayJob", second, {
+        "jobDeploymentStatus": "Failed", "jobStatus": "FAILED", "reason": "AppFailed",
+        "failed": 1, "message": "Job entrypoint command failed with exit code 1"})
     record = job.wait(timeout=30)
-    assert (record.state, record.failure_kind) == ("FAILED", "timeout")
+    assert (record.state, record.failure_kind, record.attempt) == ("FAILED", "error", 2)
+    assert "AppFailed" in record.reason
 
 
 # -- cancel --------------------------------------------------------------------------------------
@@ -361,15 +403,7 @@ def test_ray_job_states(cluster, tmp_path, monkeypatch):
 
 def test_cancel_deletes_everything_with_foreground_propagation(cluster, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
-    data = tmp_path / "in.csv"
-    data.write_text("a,b\n1,2\n")
-    dataframe = tmp_path / "df.yaml"
-    dataframe.write_text(yaml.safe_dump({
-        "apiVersion": "shipyard/v1", "kind": "Job", "metadata": {"name": "kdf"},
-        "spec": {"dataframe": {"inputs": {"main": {"path": str(data)}},
-                               "output": {"path": str(tmp_path / "o.parquet")}}}}))
-    for kind, spec in [("Job", _spec(tmp_path, "jobfuncs:echo")), ("DaskJob", dataframe),
-                       ("RayJob", ROOT / "jobs" / "digits-cnn.yaml")]:
+    for kind, spec in _one_of_each_kind(tmp_path):
         job = _submit(spec)
         name = resource_name(job.id)
         before = len(cluster.emulator.requests)
@@ -409,10 +443,15 @@ def test_overloaded_api_is_retried_and_forbidden_is_explained(cluster, tmp_path,
     with pytest.raises(ClusterError, match="503"):
         _submit(path)
     assert len(shipyard.list_jobs()) == jobs_before
-    # reads of a job while the API fails: the known state stands, no error, no hang
+    # reads of a job while the API fails: retried, then the known state stands (no error,
+    # no hang) until it has failed for UNREACHABLE_LIMIT, then exit 3
     cluster.emulator.faults.clear()
-    cluster.emulator.fault("GET", "/jobs/", 500, times=99)
+    failing = cluster.emulator.fault("GET", "/jobs/", 500, times=99)
     assert job.status().state == "PENDING"
+    assert failing.times == 99 - KubernetesBackend.REQUEST_ATTEMPTS
+    monkeypatch.setattr(KubernetesBackend, "UNREACHABLE_LIMIT", 0.0)
+    with pytest.raises(ClusterError, match="500"):
+        job.status()
 
 
 def _later(seconds: float, action, *args) -> threading.Timer:
@@ -568,14 +607,30 @@ def _rbac(method: str, path: str, query: dict) -> tuple[str, str, str] | None:
     return group, resource, verb
 
 
-def test_role_covers_exactly_the_requests_the_client_made(emulator):
-    """Runs last in this module: every request shipyard made in the tests above."""
+def test_role_covers_exactly_the_requests_the_client_made(cluster, tmp_path, monkeypatch):
+    """Every request shipyard makes through a job's life, for each kind of resource, is
+    one the submitter Role allows, and the Role allows nothing it does not make."""
     from test_k8s_manifests import kustomize_resources
 
+    monkeypatch.chdir(ROOT)
+    before = len(cluster.emulator.requests)
+    finished = {"Job": {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]},
+                "DaskJob": {"jobStatus": "Successful"},
+                "RayJob": {"jobDeploymentStatus": "Complete", "jobStatus": "SUCCEEDED"}}
+    for kind, spec in _one_of_each_kind(tmp_path):
+        job = _submit(spec)
+        pod = cluster.pod(_labels(job), phase="Pending")
+        job.status()                                     # pods, and their events
+        cluster.pod_status(pod, phase="Running")
+        _later(0.5, cluster.set_status, kind, resource_name(job.id), finished[kind])
+        assert job.wait(timeout=30).state == "SUCCEEDED"  # a watch; results and logs saved
+        assert cli("logs", job.id).returncode == 0
+        cancelled = _submit(spec)
+        assert cli("cancel", cancelled.id).returncode == 0
     role = next(d for d in kustomize_resources() if d["kind"] == "Role")
     granted = {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"]
                for r in rule["resources"] for v in rule["verbs"]}
-    made = {_rbac(method, path, query) for method, path, query, agent in emulator.requests
-            if agent.startswith("shipyard/")} - {None}
+    made = {_rbac(method, path, query) for method, path, query, agent
+            in cluster.emulator.requests[before:] if agent.startswith("shipyard/")} - {None}
     assert made <= granted, f"requests the Role does not allow: {made - granted}"
     assert granted <= made, f"granted but never used: {granted - made}"

@@ -186,10 +186,12 @@ def test_ray_job_sizes_the_workers_from_torch_scaling():
     assert group["replicas"] == group["minReplicas"] == group["maxReplicas"] == 4
     limits = group["template"]["spec"]["containers"][0]["resources"]["limits"]
     assert limits["nvidia.com/gpu"] == "1"
-    assert rayjob["spec"]["backoffLimit"] == 2
+    # one attempt per RayJob: KubeRay's own retries would rerun bad input too
+    assert rayjob["spec"]["backoffLimit"] == 0
     assert rayjob["spec"]["activeDeadlineSeconds"] == 3600
     assert rayjob["spec"]["shutdownAfterJobFinishes"] is True
     assert "--ray-address auto" in rayjob["spec"]["entrypoint"]
+    assert "--attempt 1" in rayjob["spec"]["entrypoint"]
     # the embedded cluster is a valid RayCluster too
     clusters = SHARED_CRDS / "ray.io_rayclusters.yaml"
     jsonschema.validate({"apiVersion": "ray.io/v1", "kind": "RayCluster",

@@ -161,6 +161,11 @@ class Backend:
         self._await_change(record, poll if limit is None else min(poll, limit),
                            10.0 if limit is None else limit)
 
+    def fetch_results(self, record: JobRecord) -> None:
+        """Bring a finished job's ``result.json`` and artifacts into its run directory,
+        where a backend keeps them elsewhere (default: they are there already)."""
+        return None
+
     def up(self) -> dict[str, Any]:
         """Start the cluster this profile describes; return its description."""
         return self._up()

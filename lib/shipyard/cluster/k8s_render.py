@@ -14,9 +14,13 @@ directory lives), and the workload's resource, chosen by workload:
 
 Every pod runs the image's ``python -m shipyard.jobs.runner`` (or Dask's / Ray's own
 processes), meets the Pod Security "restricted" profile and mounts no service-account
-token: no job pod talks to the Kubernetes API. ``retries`` become ``backoffLimit``
-(DaskJob has none: the backend creates the next attempt), ``timeout`` the pods'
-``activeDeadlineSeconds``; finished objects are deleted after ``ttl_after_finished``.
+token: no job pod talks to the Kubernetes API. A Job's ``retries`` are its
+``backoffLimit`` (bad input, exit 2, fails it at once through its ``podFailurePolicy``);
+DaskJobs have no retries and a RayJob's would rerun bad input, so for those two each
+attempt is its own resource (``<name>-a2``, ...) that the backend creates. ``timeout`` is
+the runner pod's ``activeDeadlineSeconds`` (a RayJob's own, for its one attempt). Kubernetes
+deletes finished Jobs after ``ttl_after_finished``; the backend deletes finished DaskJobs
+and RayJobs once it has their results.
 """
 
 from __future__ import annotations
@@ -33,8 +37,8 @@ if TYPE_CHECKING:
     from shipyard.cluster.k8s_settings import KubernetesSettings
     from shipyard.spec import JobSpec
 
-__all__ = ["render", "resource_name", "resource_kind", "KINDS", "LABEL_JOB", "LABEL_ATTEMPT",
-           "LABEL_ROLE", "ANNOTATION_JOB_ID", "RUNNER_CONTAINER"]
+__all__ = ["render", "resource_name", "resource_kind", "KINDS", "PER_ATTEMPT", "LABEL_JOB",
+           "LABEL_ATTEMPT", "LABEL_ROLE", "ANNOTATION_JOB_ID", "RUNNER_CONTAINER"]
 
 #: workload -> (apiVersion, kind, plural) of the resource that runs it
 KINDS = {
@@ -51,6 +55,8 @@ LABEL_ATTEMPT = "shipyard.io/attempt"
 LABEL_ROLE = "app.kubernetes.io/component"
 ANNOTATION_JOB_ID = "shipyard.io/job-id"  # the full job id (labels hold at most 63 chars)
 RUNNER_CONTAINER = "runner"
+#: Kinds with one resource per attempt (the others retry in place: batch/v1 Job).
+PER_ATTEMPT = frozenset({"DaskJob", "RayJob"})
 
 #: In every job pod: the ConfigMap (read-only) and a writable scratch volume.
 SPEC_DIR = "/etc/shipyard"
@@ -233,9 +239,6 @@ def _python_job(spec: JobSpec, settings: KubernetesSettings, job_id: str, attemp
                      "spec": _pod_spec(settings, [runner], config_map=config_map,
                                        restart="Never", deadline=spec.spec.timeout)},
     }
-    if spec.spec.timeout:
-        # the pods' deadline is per attempt; this bounds all of them together
-        body["activeDeadlineSeconds"] = int(spec.spec.timeout * (spec.spec.retries + 1) + 300)
     return body
 
 
@@ -306,12 +309,13 @@ def _ray_job(spec: JobSpec, settings: KubernetesSettings, job_id: str, attempt: 
     submitter = _container("ray-job-submitter", settings,
                            resources=_resources("200m", "512Mi"))
     runner = " ".join(shlex.quote(part) for part in
-                      RUNNER_COMMAND + runner_args(job_id, "auto", ray_address="auto"))
+                      RUNNER_COMMAND + runner_args(job_id, attempt, ray_address="auto"))
     body: dict[str, Any] = {
         # the runner is the Ray job's driver, on the head (which mounts the ConfigMap)
         "entrypoint": f"cd {WORK_DIR} && {runner}",
         "submissionMode": "K8sJobMode",
-        "backoffLimit": spec.spec.retries,
+        # one attempt per RayJob (KubeRay would retry bad input too): see the module docstring
+        "backoffLimit": 0,
         "shutdownAfterJobFinishes": True,
         "ttlSecondsAfterFinished": settings.ttl_after_finished,
         "submitterPodTemplate": {
@@ -355,7 +359,7 @@ def render(spec: JobSpec, settings: KubernetesSettings, job_id: str,
         The cluster profile.
     job_id : str
     attempt : int
-        Only DaskJobs have one resource per attempt; Jobs and RayJobs retry themselves.
+        DaskJobs and RayJobs have one resource per attempt; a Job retries itself.
 
     Returns
     -------
@@ -364,7 +368,7 @@ def render(spec: JobSpec, settings: KubernetesSettings, job_id: str,
     """
     kind = resource_kind(spec)
     api_version, _, _ = KINDS[kind]
-    name = resource_name(job_id, attempt)
+    name = resource_name(job_id, attempt if kind in PER_ATTEMPT else 1)
     config_map = f"{name}-spec"
     storage = {"url": settings.storage.run_url(job_id), "options": settings.storage.options}
     config = {

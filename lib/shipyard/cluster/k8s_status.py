@@ -16,9 +16,10 @@ A job is never silently PENDING: when a pod cannot start, the reason says why.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from shipyard.cluster.k8s_render import LABEL_ROLE
 from shipyard.jobs.states import FailureKind, JobState
 
 __all__ = ["Observed", "observe", "pod_problem", "pod_failure", "BAD_INPUT_EXIT"]
@@ -39,9 +40,9 @@ _WARNING_EVENTS = {"FailedScheduling", "FailedMount", "FailedAttachVolume", "Fai
 class Observed:
     """The job as its objects describe it.
 
-    ``failed_attempts`` counts the attempts Kubernetes has seen fail (a Job's or
-    RayJob's own retries); ``stuck`` is set when a pod cannot start, with ``reason``
-    saying why.
+    ``failed_attempts`` counts the attempts Kubernetes has seen fail (a Job's own
+    retries); ``stuck`` is set when a pod cannot start, or none exists yet, with
+    ``reason`` saying why.
     """
 
     state: JobState
@@ -121,15 +122,24 @@ def pod_failure(pod: dict[str, Any]) -> tuple[str, FailureKind] | None:
     return None
 
 
-def _pods_view(pods: list[dict[str, Any]], events: dict[str, list[dict[str, Any]]]
+def _pods_view(pods: list[dict[str, Any]], events: dict[str, list[dict[str, Any]]],
+               resource_name: str | None = None
                ) -> tuple[bool, str | None, tuple[str, FailureKind] | None]:
-    """(a pod is running, why one cannot start, why the latest failed pod failed)."""
-    running = any((p.get("status") or {}).get("phase") == "Running" for p in pods)
+    """(the runner is running, why some pod cannot start, why the latest failed runner
+    failed). Only runner pods say whether the job runs or failed (a DaskJob's scheduler
+    running is not the job running; an evicted worker is not the job failing); any pod
+    that cannot start is a reason. With no pod at all, the resource's own warnings are
+    (a quota that refuses pods, an operator that rejects the resource)."""
+    runners = [p for p in pods if (p["metadata"].get("labels") or {}).get(LABEL_ROLE)
+               in (None, "runner")]
+    running = any((p.get("status") or {}).get("phase") == "Running" for p in runners)
     problem = None
     for pod in pods:
         if (pod.get("status") or {}).get("phase") in (None, "Pending"):
             problem = problem or pod_problem(pod, events.get(pod["metadata"]["name"], []))
-    failed = [p for p in pods if (p.get("status") or {}).get("phase") == "Failed"]
+    if not pods and resource_name:
+        problem = pod_problem({}, events.get(resource_name, []))
+    failed = [p for p in runners if (p.get("status") or {}).get("phase") == "Failed"]
     failure = None
     if failed:
         latest = max(failed, key=lambda p: p["metadata"].get("creationTimestamp") or "")
@@ -226,5 +236,11 @@ def observe(kind: str, resource: dict[str, Any], pods: list[dict[str, Any]],
     ...                               "jobStatus": "RUNNING"}}, []).state
     <JobState.RUNNING: 'RUNNING'>
     """
-    running, problem, failure = _pods_view(pods, events or {})
-    return _OBSERVERS[kind](resource, running, problem, failure)
+    name = (resource.get("metadata") or {}).get("name")
+    running, problem, failure = _pods_view(pods, events or {}, name)
+    seen = _OBSERVERS[kind](resource, running, problem, failure)
+    if seen.state is JobState.PENDING and not pods:
+        # nothing has started: the controller or operator has not created a pod (yet)
+        return replace(seen, reason=seen.reason or "waiting for its pods to be created",
+                       stuck=True)
+    return seen

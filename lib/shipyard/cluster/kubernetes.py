@@ -37,8 +37,8 @@ from shipyard import __version__
 from shipyard.atomic import write_json_atomic, write_text_atomic
 from shipyard.cluster.base import Backend
 from shipyard.cluster.k8s_render import (
-    ANNOTATION_JOB_ID, KINDS, LABEL_ATTEMPT, LABEL_JOB, LABEL_ROLE, render, resource_kind,
-    resource_name,
+    ANNOTATION_JOB_ID, KINDS, LABEL_ATTEMPT, LABEL_JOB, LABEL_ROLE, PER_ATTEMPT, render,
+    resource_kind, resource_name,
 )
 from shipyard.cluster.k8s_settings import KubernetesSettings, kubernetes_settings
 from shipyard.cluster.k8s_status import Observed, observe
@@ -55,6 +55,8 @@ log = logging.getLogger("shipyard.kubernetes")
 PROFILE_FILE = "kubernetes-profile.json"
 _TRANSIENT = {429, 500, 502, 503, 504}
 _CLIENTS: dict[tuple, Any] = {}
+#: profile name -> when its API started failing (monotonic), while it fails
+_FAILING_SINCE: dict[str, float] = {}
 
 
 def _retry_after(err: Any) -> float | None:
@@ -80,8 +82,10 @@ class KubernetesBackend(Backend):
     #: `logs --follow` reads the pod's whole log each time: not every 0.2s
     LOG_POLL_SECONDS = 1.0
 
-    #: after a failed read, how long this process keeps the known states without asking
+    #: after a failed read, how long this process keeps the known states without asking,
+    #: and how long the API may fail before reads say so (exit 3)
     UNREACHABLE_SECONDS = 10.0
+    UNREACHABLE_LIMIT = 120.0
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -228,8 +232,8 @@ class KubernetesBackend(Backend):
         return resource_kind(self._spec(record))
 
     def _name(self, record: JobRecord, kind: str) -> str:
-        # DaskJobs have one resource per attempt; Jobs and RayJobs retry in place
-        return resource_name(record.id, record.attempt if kind == "DaskJob" else 1)
+        # DaskJobs and RayJobs have one resource per attempt; a Job retries in place
+        return resource_name(record.id, record.attempt if kind in PER_ATTEMPT else 1)
 
     # -- submitting -----------------------------------------------------------------------------
 
@@ -269,9 +273,14 @@ class KubernetesBackend(Backend):
                 "apiVersion": resource["apiVersion"], "kind": kind, "name": name, "uid": uid,
                 "blockOwnerDeletion": False}]
         core = client.CoreV1Api(self._api(settings))
-        self._call(settings, f"create ConfigMap {config_map['metadata']['name']}",
-                   core.create_namespaced_config_map, settings.namespace, config_map,
-                   conflict_ok=True)
+        try:
+            self._call(settings, f"create ConfigMap {config_map['metadata']['name']}",
+                       core.create_namespaced_config_map, settings.namespace, config_map,
+                       conflict_ok=True)
+        except ClusterError:
+            # a resource without its spec would only wait for it: take it back
+            self._delete(settings, record)
+            raise
         self.store.update(record.id, external_id=f"{kind}/{name}")
         self.store.note(record.id, f"created {kind} {name} in namespace {settings.namespace}",
                         record.attempt)
@@ -283,7 +292,7 @@ class KubernetesBackend(Backend):
         from kubernetes import client
 
         selector = f"{LABEL_JOB}={resource_name(record.id)}"
-        if kind == "DaskJob":
+        if kind in PER_ATTEMPT:
             selector += f",{LABEL_ATTEMPT}={record.attempt}"
         if role:
             selector += f",{LABEL_ROLE}={role}"
@@ -293,17 +302,17 @@ class KubernetesBackend(Backend):
         items = self._plain(settings, pods).get("items") or []
         return sorted(items, key=lambda p: p["metadata"].get("creationTimestamp") or "")
 
-    def _events(self, settings: KubernetesSettings, pods: list[dict[str, Any]]
-                ) -> dict[str, list[dict[str, Any]]]:
-        """Warning events of the pods that have not started (where the reason lives)."""
+    def _events(self, settings: KubernetesSettings, pods: list[dict[str, Any]],
+                resource: str) -> dict[str, list[dict[str, Any]]]:
+        """Warning events of the pods that have not started (where the reason lives), or
+        of the resource itself while it has no pod (a quota refusing them)."""
         from kubernetes import client
 
         core = client.CoreV1Api(self._api(settings))
         events = {}
-        for pod in pods:
-            if (pod.get("status") or {}).get("phase") not in (None, "Pending"):
-                continue
-            name = pod["metadata"]["name"]
+        names = [p["metadata"]["name"] for p in pods
+                 if (p.get("status") or {}).get("phase") in (None, "Pending")]
+        for name in names if pods else [resource]:
             found = self._call(settings, "list the job's events", core.list_namespaced_event,
                                settings.namespace,
                                field_selector=f"involvedObject.name={name},type=Warning")
@@ -320,7 +329,7 @@ class KubernetesBackend(Backend):
             return None, kind
         pods = self._pods(settings, record, kind)
         return observe(kind, self._plain(settings, resource), pods,
-                       self._events(settings, pods)), kind
+                       self._events(settings, pods, name)), kind
 
     def _move(self, record: JobRecord, to: JobState, reason: str | None,
               **kwargs: Any) -> JobRecord | None:
@@ -334,23 +343,21 @@ class KubernetesBackend(Backend):
     def _refresh(self, record: JobRecord) -> JobRecord:
         if time.monotonic() < self._quiet_until:
             return record  # the API failed a moment ago: `list` should not wait on it per job
-        settings = self._settings(record)
         try:
+            settings = self._settings(record)
             seen, kind = self._observe(settings, record)
         except ClusterError as err:
-            log.warning("%s", err)
-            self._quiet_until = time.monotonic() + self.UNREACHABLE_SECONDS
-            return record  # unreachable now: keep what we know
+            return self._unreachable(record, err)
+        _FAILING_SINCE.pop(self.profile.name, None)
         if seen is None:
-            self._resource_missing(record, kind)
+            self._resource_missing(settings, record, kind)
             return self.store.get(record.id)
         self._copy_progress(settings, record)
-        # a Job or RayJob that retried: each failed attempt moves the store on one attempt
-        # (a job that failed for good has as many failures as attempts: the last one is
-        # the attempt that ended it, not a retry)
+        # a Job that retried: each failed pod moves the store on one attempt (a Job that
+        # failed for good has as many failures as attempts: the last one ended it)
         retried = seen.failed_attempts - (1 if seen.state is JobState.FAILED else 0)
-        while (retried >= record.attempt and record.attempt < record.max_attempts
-               and kind != "DaskJob" and not record.state.is_terminal()):
+        while (kind not in PER_ATTEMPT and retried >= record.attempt
+               and record.attempt < record.max_attempts and not record.state.is_terminal()):
             running = self._started(record)
             if running is None:
                 return self.store.get(record.id)
@@ -368,17 +375,28 @@ class KubernetesBackend(Backend):
         elif seen.state is JobState.PENDING:
             self._pending(settings, record, seen)
         elif seen.state is JobState.SUCCEEDED:
-            self._finished(settings, record)
+            self._finished(settings, record, kind)
             running = self._started(record)
             if running is not None:
                 self._move(running, JobState.SUCCEEDED, "completed")
         elif seen.state is JobState.CANCELLED:
-            self._finished(settings, record)
+            self._finished(settings, record, kind)
             self._move(record, JobState.CANCELLED, seen.reason)
         elif seen.state is JobState.FAILED:
-            self._finished(settings, record)
+            self._finished(settings, record, kind)
             self._attempt_failed(settings, record, kind, seen)
         return self.store.get(record.id)
+
+    def _unreachable(self, record: JobRecord, err: ClusterError) -> JobRecord:
+        """Keep the known state while the API fails for a moment; once it has failed for
+        UNREACHABLE_LIMIT, say so (exit 3) instead of letting `wait` go on forever."""
+        log.warning("%s", err)
+        self._quiet_until = time.monotonic() + self.UNREACHABLE_SECONDS
+        since = _FAILING_SINCE.setdefault(self.profile.name, time.monotonic())
+        if time.monotonic() - since > self.UNREACHABLE_LIMIT:
+            raise ClusterError(f"{err.message} (failing for {self.UNREACHABLE_LIMIT:.0f}s; job "
+                               f"{record.id} is still recorded as {record.state})") from None
+        return record
 
     def _started(self, record: JobRecord) -> JobRecord | None:
         if record.state is JobState.RUNNING:
@@ -396,8 +414,8 @@ class KubernetesBackend(Backend):
         moves = [e.ts for e in self.store.events(record.id) if e.state is not None]
         since = moves[-1] if moves else record.created_at
         if time.time() - since > settings.start_timeout:
-            reason = (f"{seen.reason} (the pod could not start for "
-                      f"{settings.start_timeout}s, the profile's start_timeout)")
+            reason = (f"{seen.reason} (nothing started within {settings.start_timeout}s, "
+                      "the profile's start_timeout)")
             if self._move(record, JobState.FAILED, reason, failure_kind=FailureKind.CLUSTER):
                 self._delete(settings, record)
 
@@ -414,7 +432,7 @@ class KubernetesBackend(Backend):
         running = self._started(record)
         if running is None:
             return
-        retry = (kind == "DaskJob" and failure is not FailureKind.INPUT
+        retry = (kind in PER_ATTEMPT and failure is not FailureKind.INPUT
                  and running.attempt < running.max_attempts and not running.cancel_requested)
         if not retry:
             self._move(running, JobState.FAILED, reason, failure_kind=failure)
@@ -423,19 +441,55 @@ class KubernetesBackend(Backend):
                              f"attempt {running.attempt} failed: {reason}",
                              failure_kind=failure, next_attempt=True)
         if retried is not None:
-            try:
-                self._launch(retried)
-            except Exception as err:
-                self._move(retried, JobState.FAILED, f"could not create attempt "
-                           f"{retried.attempt}: {err}", failure_kind=FailureKind.CLUSTER)
+            self._launch_or_fail(settings, retried)
 
-    def _resource_missing(self, record: JobRecord, kind: str) -> None:
-        if record.state is JobState.PENDING and time.time() - record.created_at < 60:
-            return  # being created by the submitter right now
+    def _launch_or_fail(self, settings: KubernetesSettings, record: JobRecord) -> None:
+        """Create an attempt from a read: a failure ends the job with a reason (not an error
+        out of `status`), and a cancel that came in meanwhile deletes what was created."""
+        try:
+            self._launch(record)
+        except Exception as err:
+            self._move(record, JobState.FAILED, f"could not create attempt {record.attempt}: "
+                       f"{err}", failure_kind=FailureKind.CLUSTER)
+            return
+        now = self.store.get(record.id)
+        if now.cancel_requested or now.state.is_terminal():
+            self._delete(settings, now)
+
+    def _resource_missing(self, settings: KubernetesSettings, record: JobRecord,
+                          kind: str) -> None:
+        """The attempt's resource is gone (or not created yet)."""
+        outcome = self._stored_outcome(settings, record)
+        if outcome is not None:
+            # it ended and Kubernetes cleaned up before anyone looked: its results say how
+            running = self._started(record)
+            if running is None:
+                return
+            if outcome.get("status") == "succeeded":
+                self._move(running, JobState.SUCCEEDED, "completed")
+            else:
+                self._move(running, JobState.FAILED, outcome.get("reason") or "failed",
+                           failure_kind=FailureKind(outcome.get("kind", "error")))
+            return
+        if record.state is JobState.PENDING:
+            # not created yet: the submitter (or the reader that retried) is creating it,
+            # or died doing so. After a minute, create it here (creating is idempotent).
+            moves = [e.ts for e in self.store.events(record.id) if e.state is not None]
+            if time.time() - (moves[-1] if moves else record.created_at) > 60:
+                self._launch_or_fail(settings, record)
+            return
         self._move(record, JobState.FAILED,
-                   f"its {kind} {self._name(record, kind)} no longer exists (deleted outside "
-                   "shipyard, or removed by its TTL before shipyard saw it end)",
+                   f"its {kind} {self._name(record, kind)} no longer exists and left no results "
+                   f"in {settings.storage.run_url(record.id)} (deleted outside shipyard?)",
                    failure_kind=FailureKind.LOST)
+
+    def _stored_outcome(self, settings: KubernetesSettings,
+                        record: JobRecord) -> dict[str, Any] | None:
+        try:
+            self._storage(settings, record).download(self.home.run_dir(record.id))
+        except Exception as err:
+            log.warning("could not read job %s's results: %s", record.id, err)
+        return self._outcome(record)
 
     def _await_change(self, record: JobRecord, poll: float, limit: float) -> None:
         """Watch the job's resource until it changes (or ``limit``/WATCH_SECONDS pass):
@@ -494,27 +548,36 @@ class KubernetesBackend(Backend):
         except (OSError, ValueError):
             return None
 
-    def _finished(self, settings: KubernetesSettings, record: JobRecord) -> None:
+    def _finished(self, settings: KubernetesSettings, record: JobRecord, kind: str) -> None:
         """Copy the run's results and the runner pods' logs here before Kubernetes deletes
-        them (a failure to do so is logged: the job's state is known either way)."""
-        run_dir = self.home.run_dir(record.id)
+        them (a failure to do so is logged: the job's state is known either way, and
+        ``result`` fetches the results again). A finished DaskJob or RayJob is then
+        deleted: neither has a TTL of its own (KubeRay's removes only the Ray cluster)."""
+        self.fetch_results(record)
         try:
-            self._storage(settings, record).download(run_dir)
+            self._save_logs(settings, record)
+            if kind in PER_ATTEMPT:
+                self._delete(settings, record)
+        except ClusterError as err:
+            log.warning("could not save job %s's pod logs or delete its %s: %s", record.id,
+                        kind, err)
+
+    def fetch_results(self, record: JobRecord) -> None:
+        """Copy the job's results from the object store into its run directory."""
+        settings = self._settings(record)
+        try:
+            self._storage(settings, record).download(self.home.run_dir(record.id))
         except Exception as err:
             log.warning("could not copy job %s's results from %s: %s", record.id,
                         settings.storage.run_url(record.id), err)
-        try:
-            self._save_logs(settings, record)
-        except ClusterError as err:
-            log.warning("could not save job %s's pod logs: %s", record.id, err)
 
     def _runner_pods(self, settings: KubernetesSettings, record: JobRecord, attempt: int):
         kind = self._kind(record)
-        probe = record if kind != "DaskJob" else _at_attempt(record, attempt)
+        probe = record if kind not in PER_ATTEMPT else _at_attempt(record, attempt)
         pods = self._pods(settings, probe, kind, role="runner")
-        if kind == "DaskJob":
+        if kind in PER_ATTEMPT:
             return pods
-        # a Job's (or RayJob submitter's) retries are pods of the same job, oldest first
+        # a Job's retries are pods of the same Job, oldest first
         return pods[attempt - 1: attempt]
 
     def _pod_log(self, settings: KubernetesSettings, pod: dict[str, Any]) -> bytes:
@@ -573,9 +636,10 @@ class KubernetesBackend(Backend):
             time.sleep(0.2)
 
     def _cancel(self, record: JobRecord, timeout: float) -> None:
-        # terminal first, so no reader creates another attempt; then delete what runs
+        # flagged first, so no reader creates another attempt; deleted, and only then
+        # CANCELLED (a delete that fails leaves the job cancellable again, exit 3); then the
+        # attempt the job is at now, in case a reader created one meanwhile
         self.store.request_cancel(record.id)
-        self.store.transition(record.id, JobState.CANCELLED, "cancelled")
         settings = self._settings(record)
         record = self.store.get(record.id)
         try:
@@ -583,6 +647,10 @@ class KubernetesBackend(Backend):
         except ClusterError as err:
             log.warning("could not save job %s's pod logs: %s", record.id, err)
         self._delete(settings, record, wait=timeout)
+        self.store.transition(record.id, JobState.CANCELLED, "cancelled")
+        now = self.store.get(record.id)
+        if now.attempt != record.attempt:
+            self._delete(settings, now, wait=timeout)
 
     def _describe(self) -> dict[str, Any]:
         settings = self._settings()

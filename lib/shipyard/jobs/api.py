@@ -133,7 +133,10 @@ class Job:
                                  f"yet (`shipyard wait {self.id}` waits for it)")
             raise JobFailedError(f"job {self.id} ended {record.state} ({record.reason}); "
                                  f"it has no result")
-        return json.loads((self.run_dir / "result.json").read_text())
+        path = self.run_dir / "result.json"
+        if not path.is_file():
+            self._backend(record).fetch_results(record)
+        return json.loads(path.read_text())
 
 
 def _as_spec(spec: Any, overrides: Iterable[str] | Mapping[str, Any]):

@@ -160,9 +160,11 @@ def _sync(storage, run_dir: Path, outcome: dict[str, Any]) -> None:
         storage.upload(run_dir)
         log.info("results copied to %s", storage.url)
     except Exception as err:
-        outcome.update(status="failed", kind=FailureKind.CLUSTER.value,
-                       reason=f"could not copy the results to {storage.url}: {one_line(err)}")
-        log.error("%s", outcome["reason"])
+        reason = f"could not copy the results to {storage.url}: {one_line(err)}"
+        log.error("%s", reason)
+        if outcome.get("kind") != FailureKind.INPUT.value:
+            # bad input stays bad input (exit 2, not retried) whatever the upload did
+            outcome.update(status="failed", kind=FailureKind.CLUSTER.value, reason=reason)
 
 
 def run_attempt(run_dir: Path, job_id: str, attempt: int, dask_address: str | None,
