@@ -78,6 +78,20 @@ def _check_custom(resource: dict) -> None:
     jsonschema.validate(resource, _crd_schema(path))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def catalog_data(tmp_path_factory):
+    """The data the catalog's sklearn and torch specs read (data/sklearn/*.parquet, which
+    jobs/sklearn-datasets.yaml writes), in a working directory of the module's own:
+    loading a spec checks that its inputs exist."""
+    from shipyard.ml.datasets import write_datasets
+
+    folder = tmp_path_factory.mktemp("catalog")
+    write_datasets(directory=str(folder / "data" / "sklearn"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        yield folder
+
+
 def _manifests(name: str, overrides: tuple[str, ...] | list[str] = ()) -> list[dict]:
     spec = load(ROOT / "jobs" / f"{name}.yaml", overrides)
     return render(spec, SETTINGS, f"{name}-20261125-101500-ab12")
