@@ -557,6 +557,16 @@ def test_contract_success_same_states_result_and_logs(transport, tmp_path):
                            "started_at", "finished_at", "progress"}
     logs = cli("logs", job.id)
     assert logs.returncode == 0 and "python workload" in logs.stdout
+    if transport.name == "kubernetes":
+        # the runner kept its own log with the results: it outlives the pod
+        import s3fs
+
+        settings = yaml.safe_load((Path(os.environ["SHIPYARD_HOME"]) / "clusters" /
+                                   "kubernetes.yaml").read_text())["storage"]
+        fs = s3fs.S3FileSystem(endpoint_url=settings["options"]["endpoint_url"])
+        stored = fs.cat(f"{settings['url']}/runs/{job.id}/logs/attempt-1.log").decode()
+        assert "python workload" in stored
+        assert (job.run_dir / "logs" / "attempt-1.log").read_text() == stored
 
 
 def test_contract_failures_same_kinds_and_exit_codes(transport, tmp_path):

@@ -2,7 +2,7 @@
 
 A job pod (``kubernetes`` backend) runs the runner in a scratch run directory and, with
 ``--sync storage.json``, copies what the job layer reads back to ``<storage>/runs/<id>/``:
-``result.json``, ``progress.json``, the attempt outcome files, ``artifacts/``,
+``result.json``, ``progress.json``, the attempt's log and outcome files, ``artifacts/``,
 ``report/``, and the outputs the job wrote to local paths (under ``outputs/``; a pod's
 disk goes away with it). The backend downloads the same files into the local run
 directory when the job ends, so ``shipyard result`` reads what a local job would.

@@ -264,8 +264,17 @@ def main(argv: list[str] | None = None) -> int:
         attempt = storage.claim_attempt()
     else:
         attempt = int(args.attempt)
-    outcome = run_attempt(args.run_dir, args.job_id, attempt, args.dask_address,
-                          args.store, args.ray_address, storage)
+    if storage is not None:
+        # the pod's log goes with the pod: keep a copy with the results
+        from shipyard.jobs.home import attempt_log_path
+        from shipyard.jobs.log_capture import tee_output
+
+        with tee_output(attempt_log_path(args.run_dir, attempt)):
+            outcome = run_attempt(args.run_dir, args.job_id, attempt, args.dask_address,
+                                  args.store, args.ray_address, storage)
+    else:
+        outcome = run_attempt(args.run_dir, args.job_id, attempt, args.dask_address,
+                              args.store, args.ray_address)
     write_json_atomic(attempt_outcome_path(args.run_dir, attempt), outcome)
     if storage is not None:
         _sync(storage, args.run_dir, outcome)
