@@ -221,7 +221,8 @@ def test_resource_names_fit_every_derived_name():
     assert resource_name("x-20261125-101500-ab12") != resource_name("x-20261125-101500-ab13")
 
 
-def test_render_cli_prints_manifests_and_refuses_what_it_cannot_render(tmp_path, monkeypatch):
+def test_render_cli_prints_manifests_and_refuses_what_it_cannot_render(tmp_path, monkeypatch,
+                                                                      catalog_data):
     home = tmp_path / "home"
     (home / "clusters").mkdir(parents=True)
     monkeypatch.setenv("SHIPYARD_HOME", str(home))
@@ -233,6 +234,12 @@ def test_render_cli_prints_manifests_and_refuses_what_it_cannot_render(tmp_path,
     assert proc.returncode == 0, proc.stderr
     docs = list(yaml.safe_load_all(proc.stdout))
     assert [d["kind"] for d in docs] == ["ConfigMap", "Job"]
+    assert "warning" not in proc.stderr  # basics reads no file
+    monkeypatch.chdir(catalog_data)  # where the catalog's data/sklearn is
+    sklearn = shipyard("render", str(ROOT / "jobs" / "wine-random.yaml"), "--cluster", "k8s")
+    monkeypatch.chdir(ROOT)
+    assert sklearn.returncode == 0 and list(yaml.safe_load_all(sklearn.stdout))
+    assert "spec.sklearn.input.path: data/sklearn/wine.parquet: a local path" in sklearn.stderr
     local = shipyard("render", "jobs/basics.yaml", "--cluster", "local")
     assert local.returncode == 2 and "backend is local" in local.stderr
     profile.write_text(yaml.safe_dump({"backend": "kubernetes", "image": "shipyard:test",

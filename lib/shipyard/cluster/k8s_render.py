@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from shipyard.cluster.k8s_settings import KubernetesSettings
     from shipyard.spec import JobSpec
 
-__all__ = ["render", "resource_name", "resource_kind", "KINDS", "PER_ATTEMPT", "LABEL_JOB",
+__all__ = ["render", "local_inputs", "local_inputs_warning", "resource_name", "resource_kind", "KINDS", "PER_ATTEMPT", "LABEL_JOB",
            "LABEL_ATTEMPT", "LABEL_ROLE", "ANNOTATION_JOB_ID", "RUNNER_CONTAINER"]
 
 #: workload -> (apiVersion, kind, plural) of the resource that runs it
@@ -346,6 +346,47 @@ def _ray_job(spec: JobSpec, settings: KubernetesSettings, job_id: str, attempt: 
 
 
 _BUILDERS = {"Job": _python_job, "DaskJob": _dask_job, "RayJob": _ray_job}
+
+
+def local_inputs(spec: JobSpec) -> list[str]:
+    """The spec's fields that read a local path, as ``field: path``. In a job pod such a
+    path names a file inside the image, which holds the package and ``jobs/`` only;
+    outputs at local paths are fine (the runner keeps them with its results).
+
+    Examples
+    --------
+    >>> from shipyard.spec import load
+    >>> local_inputs(load({"apiVersion": "shipyard/v1", "kind": "Job", "metadata": {"name": "a"},
+    ...     "spec": {"python": {"entrypoint": "os.path:join", "params": {}}}}))
+    []
+    """
+    found: list[str] = []
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                here = f"{where}.{key}"
+                if (key == "path" and isinstance(value, str) and "://" not in value
+                        and "output" not in where):
+                    found.append(f"{here}: {value}")
+                else:
+                    walk(value, here)
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, f"{where}[{index}]")
+
+    walk(spec.to_dict()["spec"], "spec")
+    return found
+
+
+def local_inputs_warning(spec: JobSpec) -> str | None:
+    """One paragraph about :func:`local_inputs`, or None when there are none."""
+    paths = local_inputs(spec)
+    if not paths:
+        return None
+    return (f"{'; '.join(paths)}: a local path, which a Kubernetes pod reads inside the job "
+            "image (it holds the package and jobs/ only); put the data in object storage "
+            "(s3://, gs://, ...) and point the spec there, e.g. with --set")
 
 
 def render(spec: JobSpec, settings: KubernetesSettings, job_id: str,

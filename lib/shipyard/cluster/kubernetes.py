@@ -37,8 +37,8 @@ from shipyard import __version__
 from shipyard.atomic import write_json_atomic, write_text_atomic
 from shipyard.cluster.base import Backend
 from shipyard.cluster.k8s_render import (
-    ANNOTATION_JOB_ID, KINDS, LABEL_ATTEMPT, LABEL_JOB, LABEL_ROLE, PER_ATTEMPT, render,
-    resource_kind, resource_name,
+    ANNOTATION_JOB_ID, KINDS, LABEL_ATTEMPT, LABEL_JOB, LABEL_ROLE, PER_ATTEMPT,
+    local_inputs_warning, render, resource_kind, resource_name,
 )
 from shipyard.cluster.k8s_settings import KubernetesSettings, kubernetes_settings
 from shipyard.cluster.k8s_status import Observed, observe
@@ -284,6 +284,10 @@ class KubernetesBackend(Backend):
         self.store.update(record.id, external_id=f"{kind}/{name}")
         self.store.note(record.id, f"created {kind} {name} in namespace {settings.namespace}",
                         record.attempt)
+        warning = local_inputs_warning(spec)
+        if warning and record.attempt == 1:
+            log.warning("warning: %s", warning)
+            self.store.note(record.id, f"warning: {warning}", record.attempt)
 
     # -- watching -------------------------------------------------------------------------------
 

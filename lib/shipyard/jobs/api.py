@@ -16,6 +16,7 @@ Submit the demo job with a smaller size, wait, and read its result::
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -208,6 +209,7 @@ def render(spec: Any, cluster: str | None = None,
     SpecError, UsageError
         An invalid spec, or a cluster profile that is not ``backend: kubernetes``.
     """
+    from shipyard.cluster.k8s_render import local_inputs_warning
     from shipyard.cluster.k8s_render import render as render_manifests
     from shipyard.cluster.k8s_settings import kubernetes_settings
     from shipyard.cluster.profiles import resolve_cluster
@@ -221,6 +223,9 @@ def render(spec: Any, cluster: str | None = None,
                          f"this cluster's backend is {profile.backend}; name a profile with "
                          "backend: kubernetes (e.g. --cluster kubernetes, cluster/kubernetes.yaml)")
     settings = kubernetes_settings(profile.name, profile.settings)
+    warning = local_inputs_warning(job_spec)
+    if warning:
+        logging.getLogger("shipyard.render").warning("warning: %s", warning)
     return render_manifests(job_spec, settings, new_job_id(job_spec.name))
 
 
