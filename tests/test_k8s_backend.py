@@ -435,7 +435,7 @@ def test_overloaded_api_is_retried_and_forbidden_is_explained(cluster, tmp_path,
     cluster.emulator.fault("POST", "/jobs", 403, times=1)
     proc = cli("submit", str(path), "--cluster", "kubernetes")
     assert proc.returncode == 3
-    assert "403 Forbidden" in proc.stderr and "k8s/role.yaml" in proc.stderr
+    assert "403 Forbidden" in proc.stderr and "k8s/submitter-role.yaml" in proc.stderr
     assert "Traceback" not in proc.stderr
     # an API that keeps failing: a clear error after a few tries, nothing recorded
     cluster.emulator.fault("GET", "/version", 503, times=99)

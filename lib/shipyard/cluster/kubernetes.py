@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -185,7 +186,7 @@ class KubernetesBackend(Backend):
         if err.status == 403:
             return ClusterError(
                 f"Kubernetes refused to {what} {where} (403 Forbidden: {message}); the "
-                "submitting account needs the shipyard-submitter Role of k8s/role.yaml "
+                "submitting account needs the shipyard-submitter Role of k8s/submitter-role.yaml "
                 "(kubectl apply -k k8s/)")
         if err.status == 401:
             return ClusterError(f"Kubernetes did not accept the credentials to {what} {where} "
@@ -194,27 +195,33 @@ class KubernetesBackend(Backend):
 
     # -- the resources of a job ----------------------------------------------------------------
 
-    def _resource_api(self, settings: KubernetesSettings, kind: str):
-        """(create(body), get(name), delete(name)) for resources of ``kind``."""
+    def _resource_api(self, settings: KubernetesSettings, kind: str) -> _ResourceApi:
+        """The calls for resources of ``kind`` (a Job through BatchV1Api, the custom
+        resources through CustomObjectsApi)."""
         from kubernetes import client
 
         api = self._api(settings)
         ns = settings.namespace
         if kind == "Job":
             batch = client.BatchV1Api(api)
-            return (lambda body, **kw: batch.create_namespaced_job(ns, body, **kw),
-                    lambda name, **kw: batch.read_namespaced_job(name, ns, **kw),
-                    lambda name, **kw: batch.delete_namespaced_job(
-                        name, ns, propagation_policy="Foreground", **kw))
+            return _ResourceApi(
+                create=lambda body, **kw: batch.create_namespaced_job(ns, body, **kw),
+                get=lambda name, **kw: batch.read_namespaced_job(name, ns, **kw),
+                delete=lambda name, **kw: batch.delete_namespaced_job(
+                    name, ns, propagation_policy="Foreground", **kw),
+                lister=batch.list_namespaced_job, lister_args=(ns,))
         api_version, _, plural = KINDS[kind]
         group, version = api_version.split("/")
         custom = client.CustomObjectsApi(api)
-        return (lambda body, **kw: custom.create_namespaced_custom_object(
-                    group, version, ns, plural, body, **kw),
-                lambda name, **kw: custom.get_namespaced_custom_object(
-                    group, version, ns, plural, name, **kw),
-                lambda name, **kw: custom.delete_namespaced_custom_object(
-                    group, version, ns, plural, name, propagation_policy="Foreground", **kw))
+        return _ResourceApi(
+            create=lambda body, **kw: custom.create_namespaced_custom_object(
+                group, version, ns, plural, body, **kw),
+            get=lambda name, **kw: custom.get_namespaced_custom_object(
+                group, version, ns, plural, name, **kw),
+            delete=lambda name, **kw: custom.delete_namespaced_custom_object(
+                group, version, ns, plural, name, propagation_policy="Foreground", **kw),
+            lister=custom.list_namespaced_custom_object,
+            lister_args=(group, version, ns, plural))
 
     def _plain(self, settings: KubernetesSettings, obj: Any) -> dict[str, Any]:
         """An API object as the JSON the API sent (camelCase keys)."""
@@ -256,16 +263,18 @@ class KubernetesBackend(Backend):
         spec = self._spec(record)
         config_map, resource = render(spec, settings, record.id, record.attempt)
         kind, name = resource["kind"], resource["metadata"]["name"]
-        create, get, _ = self._resource_api(settings, kind)
-        if self._call(settings, f"create {kind} {name}", create, resource,
+        calls = self._resource_api(settings, kind)
+        if self._call(settings, f"create {kind} {name}", calls.create, resource,
                       conflict_ok=True) == "conflict":
-            existing = self._plain(settings, self._call(settings, f"read {kind} {name}", get, name))
+            existing = self._plain(settings, self._call(settings, f"read {kind} {name}",
+                                                        calls.get, name))
             owner = (existing.get("metadata", {}).get("annotations") or {}).get(ANNOTATION_JOB_ID)
             if owner != record.id:
                 raise ClusterError(f"a {kind} named {name} already exists in namespace "
                                    f"{settings.namespace!r} and belongs to {owner or 'someone else'}")
             log.info("%s %s already exists; not creating it again", kind, name)
-        created = self._plain(settings, self._call(settings, f"read {kind} {name}", get, name))
+        created = self._plain(settings, self._call(settings, f"read {kind} {name}", calls.get,
+                                                   name))
         uid = created.get("metadata", {}).get("uid")
         if uid:
             # deleted with its resource (TTL, cancel), by Kubernetes' garbage collector
@@ -326,9 +335,9 @@ class KubernetesBackend(Backend):
     def _observe(self, settings: KubernetesSettings, record: JobRecord
                  ) -> tuple[Observed | None, str]:
         kind = self._kind(record)
-        _, get, _ = self._resource_api(settings, kind)
         name = self._name(record, kind)
-        resource = self._call(settings, f"read {kind} {name}", get, name, missing_ok=True)
+        resource = self._call(settings, f"read {kind} {name}",
+                              self._resource_api(settings, kind).get, name, missing_ok=True)
         if resource is None:
             return None, kind
         pods = self._pods(settings, record, kind)
@@ -499,24 +508,18 @@ class KubernetesBackend(Backend):
         """Watch the job's resource until it changes (or ``limit``/WATCH_SECONDS pass):
         one open request instead of a read every ``poll``. A watch the server drops or
         refuses ends the wait early; the caller reads the job again either way."""
-        from kubernetes import client, watch
+        from kubernetes import watch
 
         settings = self._settings(record)
         kind = self._kind(record)
         name = self._name(record, kind)
         seconds = max(1, int(min(limit, self.WATCH_SECONDS)))
-        if kind == "Job":
-            lister, args = client.BatchV1Api(self._api(settings)).list_namespaced_job, (
-                settings.namespace,)
-        else:
-            api_version, _, plural = KINDS[kind]
-            group, version = api_version.split("/")
-            lister = client.CustomObjectsApi(self._api(settings)).list_namespaced_custom_object
-            args = (group, version, settings.namespace, plural)
+        calls = self._resource_api(settings, kind)
         watcher = watch.Watch()
         started = time.monotonic()
         try:
-            for event in watcher.stream(lister, *args, field_selector=f"metadata.name={name}",
+            for event in watcher.stream(calls.lister, *calls.lister_args,
+                                        field_selector=f"metadata.name={name}",
                                         timeout_seconds=seconds,
                                         _request_timeout=(self.REQUEST_TIMEOUT[0], seconds + 5)):
                 # ADDED is the object as it already was (sent first on every new watch)
@@ -628,14 +631,15 @@ class KubernetesBackend(Backend):
 
         kind = self._kind(record)
         name = self._name(record, kind)
-        _, get, delete = self._resource_api(settings, kind)
-        self._call(settings, f"delete {kind} {name}", delete, name, missing_ok=True)
+        calls = self._resource_api(settings, kind)
+        self._call(settings, f"delete {kind} {name}", calls.delete, name, missing_ok=True)
         core = client.CoreV1Api(self._api(settings))
         self._call(settings, f"delete ConfigMap {name}-spec", core.delete_namespaced_config_map,
                    f"{name}-spec", settings.namespace, missing_ok=True)
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            if self._call(settings, f"read {kind} {name}", get, name, missing_ok=True) is None:
+            if self._call(settings, f"read {kind} {name}", calls.get, name,
+                          missing_ok=True) is None:
                 return
             time.sleep(0.2)
 
@@ -667,6 +671,18 @@ class KubernetesBackend(Backend):
         except ClusterError as err:
             info["error"] = err.message
         return info
+
+
+@dataclass(frozen=True)
+class _ResourceApi:
+    """The client calls for one kind of resource: create(body), get(name), delete(name),
+    and the list call a watch streams (with its leading arguments)."""
+
+    create: Callable[..., Any]
+    get: Callable[..., Any]
+    delete: Callable[..., Any]
+    lister: Callable[..., Any]
+    lister_args: tuple
 
 
 def _at_attempt(record: JobRecord, attempt: int) -> JobRecord:
