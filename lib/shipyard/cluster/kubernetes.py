@@ -424,9 +424,7 @@ class KubernetesBackend(Backend):
         if not seen.stuck:
             return
         # stuck now, and pending for longer than a pod may take to start
-        moves = [e.ts for e in self.store.events(record.id) if e.state is not None]
-        since = moves[-1] if moves else record.created_at
-        if time.time() - since > settings.start_timeout:
+        if time.time() - self._since_last_move(record) > settings.start_timeout:
             reason = (f"{seen.reason} (nothing started within {settings.start_timeout}s, "
                       "the profile's start_timeout)")
             if self._move(record, JobState.FAILED, reason, failure_kind=FailureKind.CLUSTER):
@@ -472,7 +470,8 @@ class KubernetesBackend(Backend):
     def _resource_missing(self, settings: KubernetesSettings, record: JobRecord,
                           kind: str) -> None:
         """The attempt's resource is gone (or not created yet)."""
-        outcome = self._stored_outcome(settings, record)
+        self.fetch_results(record)
+        outcome = self._outcome(record)
         if outcome is not None:
             # it ended and Kubernetes cleaned up before anyone looked: its results say how
             running = self._started(record)
@@ -487,8 +486,7 @@ class KubernetesBackend(Backend):
         if record.state is JobState.PENDING:
             # not created yet: the submitter (or the reader that retried) is creating it,
             # or died doing so. After a minute, create it here (creating is idempotent).
-            moves = [e.ts for e in self.store.events(record.id) if e.state is not None]
-            if time.time() - (moves[-1] if moves else record.created_at) > 60:
+            if time.time() - self._since_last_move(record) > 60:
                 self._launch_or_fail(settings, record)
             return
         self._move(record, JobState.FAILED,
@@ -496,13 +494,10 @@ class KubernetesBackend(Backend):
                    f"in {settings.storage.run_url(record.id)} (deleted outside shipyard?)",
                    failure_kind=FailureKind.LOST)
 
-    def _stored_outcome(self, settings: KubernetesSettings,
-                        record: JobRecord) -> dict[str, Any] | None:
-        try:
-            self._storage(settings, record).download(self.home.run_dir(record.id))
-        except Exception as err:
-            log.warning("could not read job %s's results: %s", record.id, err)
-        return self._outcome(record)
+    def _since_last_move(self, record: JobRecord) -> float:
+        """When the job last changed state (its current attempt began waiting)."""
+        moves = [e.ts for e in self.store.events(record.id) if e.state is not None]
+        return moves[-1] if moves else record.created_at
 
     def _await_change(self, record: JobRecord, poll: float, limit: float) -> None:
         """Watch the job's resource until it changes (or ``limit``/WATCH_SECONDS pass):
