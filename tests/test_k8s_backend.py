@@ -190,6 +190,21 @@ def _one_of_each_kind(tmp_path: Path) -> list[tuple[str, Path]]:
             ("RayJob", ROOT / "jobs" / "digits-cnn.yaml")]
 
 
+def _runner_status(**state) -> list[dict]:
+    """A pod's containerStatuses: the runner container in ``state`` (waiting/terminated)."""
+    return [{"name": "runner", "ready": False, "restartCount": 0, "image": "shipyard:test",
+             "imageID": "", "state": state}]
+
+
+def _terminated(reason: str, code: int) -> list[dict]:
+    return _runner_status(terminated={"reason": reason, "exitCode": code})
+
+
+def _job_failed(reason: str) -> dict:
+    """A Job's status as the Job controller leaves it after one failed pod."""
+    return {"failed": 1, "conditions": [{"type": "Failed", "status": "True", "reason": reason}]}
+
+
 def _submit(path: Path, **kwargs) -> shipyard.Job:
     return shipyard.submit(str(path), cluster="kubernetes", **kwargs)
 
@@ -261,10 +276,8 @@ def test_pending_says_why_a_pod_cannot_start_then_fails_after_start_timeout(clus
     cluster.set_profile(start_timeout="2s")
     job = _submit(_spec(tmp_path, "jobfuncs:echo"))
     name = resource_name(job.id)
-    cluster.pod(_labels(job), phase="Pending", containerStatuses=[{
-        "name": "runner", "ready": False, "restartCount": 0, "image": "shipyard:test",
-        "imageID": "", "state": {"waiting": {"reason": "ImagePullBackOff",
-                                             "message": 'Back-off pulling image "shipyard:test"'}}}])
+    cluster.pod(_labels(job), phase="Pending", containerStatuses=_runner_status(waiting={
+        "reason": "ImagePullBackOff", "message": 'Back-off pulling image "shipyard:test"'}))
     record = job.status()
     assert record.state == "PENDING"
     assert record.reason == 'ImagePullBackOff: Back-off pulling image "shipyard:test"'
@@ -303,20 +316,12 @@ def test_unschedulable_pod_and_warning_events_are_the_reason(cluster, tmp_path):
 
 
 @pytest.mark.parametrize("status, pod_status, state, kind, reason", [
-    ({"failed": 1, "conditions": [{"type": "Failed", "status": "True",
-                                   "reason": "DeadlineExceeded"}]},
-     None, "FAILED", "timeout", "timeout"),
-    ({"failed": 1, "conditions": [{"type": "Failed", "status": "True",
-                                   "reason": "BackoffLimitExceeded"}]},
-     {"phase": "Failed", "containerStatuses": [{
-         "name": "runner", "ready": False, "restartCount": 0, "image": "i", "imageID": "",
-         "state": {"terminated": {"reason": "OOMKilled", "exitCode": 137}}}]},
+    (_job_failed("DeadlineExceeded"), None, "FAILED", "timeout", "timeout"),
+    (_job_failed("BackoffLimitExceeded"),
+     {"phase": "Failed", "containerStatuses": _terminated("OOMKilled", 137)},
      "FAILED", "error", "OOMKilled (exit code 137)"),
-    ({"failed": 1, "conditions": [{"type": "Failed", "status": "True",
-                                   "reason": "PodFailurePolicy"}]},
-     {"phase": "Failed", "containerStatuses": [{
-         "name": "runner", "ready": False, "restartCount": 0, "image": "i", "imageID": "",
-         "state": {"terminated": {"reason": "Error", "exitCode": 2}}}]},
+    (_job_failed("PodFailurePolicy"),
+     {"phase": "Failed", "containerStatuses": _terminated("Error", 2)},
      "FAILED", "input", "Error (exit code 2)"),
 ])
 def test_job_failures_map_to_states_reasons_and_exit_codes(cluster, tmp_path, status,
@@ -358,9 +363,7 @@ def test_dask_job_states_and_retry_as_a_new_resource(cluster, tmp_path):
     assert job.status().state == "PENDING"
     cluster.set_status("DaskJob", first, {"jobStatus": "Running"})
     assert job.status().state == "RUNNING"
-    cluster.pod(_labels(job), phase="Failed", containerStatuses=[{
-        "name": "runner", "ready": False, "restartCount": 0, "image": "i", "imageID": "",
-        "state": {"terminated": {"reason": "Error", "exitCode": 1}}}])
+    cluster.pod(_labels(job), phase="Failed", containerStatuses=_terminated("Error", 1))
     cluster.set_status("DaskJob", first, {"jobStatus": "Failed"})
     record = job.status()
     second = resource_name(job.id, 2)
@@ -514,17 +517,12 @@ class KubernetesTransport:
         assert job.status().state == "RUNNING"
         code = self.cluster.run_runner_pod("Job", name, pod, tmp_path / "pod")
         self.cluster.pod_status(pod, phase="Succeeded" if code == 0 else "Failed",
-                                containerStatuses=[{
-                                    "name": "runner", "ready": False, "restartCount": 0,
-                                    "image": "i", "imageID": "", "state": {"terminated": {
-                                        "reason": "Completed" if code == 0 else "Error",
-                                        "exitCode": code}}}])
+                                containerStatuses=_terminated(
+                                    "Completed" if code == 0 else "Error", code))
         if code == 0:
             status = {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
         else:
-            reason = "PodFailurePolicy" if code == 2 else "BackoffLimitExceeded"
-            status = {"failed": 1, "conditions": [{"type": "Failed", "status": "True",
-                                                    "reason": reason}]}
+            status = _job_failed("PodFailurePolicy" if code == 2 else "BackoffLimitExceeded")
         self.cluster.set_status("Job", name, status)
         job.wait(timeout=60)
 
