@@ -31,6 +31,7 @@ import shlex
 from typing import TYPE_CHECKING, Any
 
 from shipyard.jobs.ids import JOB_ID_PATTERN
+from shipyard.jobs.states import RUNNER_EXIT_CODES, FailureKind
 from shipyard.units import format_memory
 
 if TYPE_CHECKING:
@@ -64,8 +65,6 @@ WORK_DIR = "/work"
 RUN_DIR = f"{WORK_DIR}/run"
 #: The image's unprivileged user (cluster/Dockerfile).
 IMAGE_UID = 10001
-#: Bad input (the runner's exit status 2) is not retried.
-EXIT_BAD_INPUT = 2
 
 
 def resource_kind(spec: JobSpec) -> str:
@@ -231,7 +230,7 @@ def _python_job(spec: JobSpec, settings: KubernetesSettings, job_id: str, attemp
         "podFailurePolicy": {"rules": [
             {"action": "FailJob", "onExitCodes": {"containerName": RUNNER_CONTAINER,
                                                   "operator": "In",
-                                                  "values": [EXIT_BAD_INPUT]}},
+                                                  "values": [RUNNER_EXIT_CODES[FailureKind.INPUT]]}},
             {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget",
                                                       "status": "True"}]},
         ]},

@@ -20,13 +20,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from shipyard.cluster.k8s_render import LABEL_ROLE
-from shipyard.jobs.states import FailureKind, JobState
+from shipyard.jobs.states import FailureKind, JobState, failure_kind_of_exit
 
-__all__ = ["Observed", "observe", "pod_problem", "pod_failure", "BAD_INPUT_EXIT"]
+__all__ = ["Observed", "observe", "pod_problem", "pod_failure"]
 
-#: The runner's exit status for bad input (not retried).
-BAD_INPUT_EXIT = 2
-_EXIT_KINDS = {2: FailureKind.INPUT, 3: FailureKind.CLUSTER}
 
 #: Waiting reasons that mean the container cannot start until someone fixes something.
 STUCK_REASONS = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull",
@@ -118,7 +115,7 @@ def pod_failure(pod: dict[str, Any]) -> tuple[str, FailureKind] | None:
                     FailureKind.ERROR)
         detail = _one_line(terminated.get("message"))
         text = f"{reason} (exit code {code})" + (f": {detail}" if detail else "")
-        return text, _EXIT_KINDS.get(code, FailureKind.ERROR)
+        return text, failure_kind_of_exit(code)
     return None
 
 

@@ -35,7 +35,7 @@ from shipyard.cluster.base import Backend, ExistingCluster
 from shipyard.cluster.ray_session import quiet_auth_notice
 from shipyard.errors import ClusterError, InvalidTransitionError, UsageError
 from shipyard.jobs.home import attempt_outcome_path
-from shipyard.jobs.states import FailureKind, JobState
+from shipyard.jobs.states import FailureKind, JobState, failure_kind_of_exit
 from shipyard.jobs.store import JobRecord
 
 __all__ = ["RayJobsBackend", "submission_id", "SPEC_ENV"]
@@ -47,8 +47,6 @@ SPEC_ENV = "SHIPYARD_SPEC_B64"
 #: In the run directory: how this job's attempts are submitted (see _submission).
 SUBMISSION_FILE = "ray-submission.json"
 
-#: The runner's exit status -> why the attempt failed (see shipyard.jobs.runner).
-_EXIT_KINDS = {2: FailureKind.INPUT, 3: FailureKind.CLUSTER}
 
 
 def submission_id(job_id: str, attempt: int) -> str:
@@ -273,7 +271,7 @@ class RayJobsBackend(ExistingCluster, Backend):
             pass  # the head does not share our filesystem: Ray's own account
         code = getattr(info, "driver_exit_code", None)
         message = " ".join((getattr(info, "message", None) or "").split())
-        return _EXIT_KINDS.get(code, FailureKind.ERROR), message[:500] or "the Ray job failed"
+        return failure_kind_of_exit(code), message[:500] or "the Ray job failed"
 
     def _started(self, record: JobRecord) -> JobRecord | None:
         """The record as RUNNING (moving it there if Ray ran the attempt before anyone

@@ -16,6 +16,7 @@ Exit status: 0 success, 1 the workload failed, 2 bad input (no use retrying),
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
@@ -30,8 +31,8 @@ from typing import Any
 
 from shipyard.atomic import write_json_atomic
 from shipyard.errors import ClusterError, InputDataError, ShipyardError, SpecError
-from shipyard.jobs.home import attempt_outcome_path
-from shipyard.jobs.states import FailureKind
+from shipyard.jobs.home import attempt_log_path, attempt_outcome_path
+from shipyard.jobs.states import RUNNER_EXIT_CODES, FailureKind
 
 __all__ = ["main", "WORKLOAD_RUNNERS", "one_line"]
 
@@ -48,7 +49,6 @@ WORKLOAD_RUNNERS = {
 #: Seconds between progress uploads to the object store (Kubernetes jobs).
 STORAGE_PROGRESS_INTERVAL = 5.0
 
-EXIT_CODES = {FailureKind.ERROR: 1, FailureKind.INPUT: 2, FailureKind.CLUSTER: 3}
 
 
 class Terminated(BaseException):
@@ -264,17 +264,15 @@ def main(argv: list[str] | None = None) -> int:
         attempt = storage.claim_attempt()
     else:
         attempt = int(args.attempt)
+    capture = contextlib.nullcontext()
     if storage is not None:
         # the pod's log goes with the pod: keep a copy with the results
-        from shipyard.jobs.home import attempt_log_path
         from shipyard.jobs.log_capture import tee_output
 
-        with tee_output(attempt_log_path(args.run_dir, attempt)):
-            outcome = run_attempt(args.run_dir, args.job_id, attempt, args.dask_address,
-                                  args.store, args.ray_address, storage)
-    else:
+        capture = tee_output(attempt_log_path(args.run_dir, attempt))
+    with capture:
         outcome = run_attempt(args.run_dir, args.job_id, attempt, args.dask_address,
-                              args.store, args.ray_address)
+                              args.store, args.ray_address, storage)
     write_json_atomic(attempt_outcome_path(args.run_dir, attempt), outcome)
     if storage is not None:
         _sync(storage, args.run_dir, outcome)
@@ -282,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if outcome["status"] == "terminated":
         return 143
-    return EXIT_CODES[FailureKind(outcome["kind"])]
+    return RUNNER_EXIT_CODES[FailureKind(outcome["kind"])]
 
 
 if __name__ == "__main__":

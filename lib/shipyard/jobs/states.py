@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["JobState", "ALLOWED_TRANSITIONS", "FailureKind"]
+__all__ = ["JobState", "ALLOWED_TRANSITIONS", "FailureKind", "RUNNER_EXIT_CODES",
+           "failure_kind_of_exit"]
 
 
 class JobState(str, enum.Enum):
@@ -59,3 +60,20 @@ class FailureKind(str, enum.Enum):
 
     def __str__(self) -> str:
         return self.value
+
+
+#: The runner's exit status for the failures it tells apart (every other one exits 1).
+RUNNER_EXIT_CODES = {FailureKind.ERROR: 1, FailureKind.INPUT: 2, FailureKind.CLUSTER: 3}
+_KIND_OF_EXIT = {code: kind for kind, code in RUNNER_EXIT_CODES.items()}
+
+
+def failure_kind_of_exit(code: int | None) -> FailureKind:
+    """Why a runner that exited with ``code`` failed, for backends that see only its exit
+    status (a Ray job, a pod).
+
+    Examples
+    --------
+    >>> failure_kind_of_exit(2), failure_kind_of_exit(137)
+    (<FailureKind.INPUT: 'input'>, <FailureKind.ERROR: 'error'>)
+    """
+    return _KIND_OF_EXIT.get(code, FailureKind.ERROR)
