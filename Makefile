@@ -19,7 +19,16 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/shipyard run jobs/basics.yaml
 
-test: $(STAMP)
+# The report tests load pages in Debian's Chromium (Playwright drives it; Playwright's own
+# browser downloads are not reachable from CI).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null
+
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest
 
 BENCH_STAMP := $(VENV)/.installed-bench
@@ -35,6 +44,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python tests/bench/bench_halving.py
 	$(BIN)/python tests/bench/bench_train.py
 	$(BIN)/python tests/bench/bench_k8s.py
+	$(BIN)/python tests/bench/bench_report.py
 
 # The job image for Kubernetes (cluster/Dockerfile); needs a Docker daemon, then push it
 # and set `image:` in cluster/kubernetes.yaml.

@@ -50,6 +50,22 @@ def _replace_dir(target: Path, build) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def draw_figures(figures, score, by_group, bins: int = 40) -> None:
+    """The report's figure: the score's histogram (computed on the cluster) and the rows
+    in each group (a python job draws its own figures through ``ctx.figures``)."""
+    low, high = dask.compute(score.min(), score.max())
+    counts, edges = da.histogram(score, bins=bins, range=(float(low), float(high)))
+    counts = counts.compute()
+    with figures.figure("score", "Score distribution and group sizes", size=(9, 3.6),
+                        ncols=2, caption="The score (normalised features times the "
+                        "weights) over all rows, and the rows in each group"
+                        ) as (fig, (left, right)):
+        left.stairs(counts, edges, fill=True, color="#5c8fd6")
+        left.set(xlabel="score", ylabel="rows")
+        right.bar(by_group.index.astype(str), by_group["rows"], color="#8fb5e8")
+        right.set(xlabel="group", ylabel="rows")
+
+
 def main(ctx, rows: int = 1_000_000, columns: int = 8, groups: int = 12, seed: int = 42,
          chunk_rows: int = 125_000, output: str = "out/basics"):
     """Compute the basics on ``ctx.client``'s cluster and write them under ``output``."""
@@ -83,6 +99,8 @@ def main(ctx, rows: int = 1_000_000, columns: int = 8, groups: int = 12, seed: i
 
     ctx.progress("write", done=4, total=4)
     target = Path(output)
+    if ctx.figures.enabled:
+        draw_figures(ctx.figures, score, by_group)
 
     def write(staging: Path) -> None:
         frame.to_parquet(staging / "normalised.parquet", write_index=False)

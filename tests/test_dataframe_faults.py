@@ -138,8 +138,11 @@ def test_data_three_times_the_cluster_memory(home, tmp_path, big_dataset):
                                                     "x4": "max", "x3": "sum"}}}],
         "output": {"path": "out/big.parquet"},
     }
+    # figures off: their extra pass streams like the job's own (checked once by hand: no
+    # restarts either) but costs ~15 s here; tests/test_report_frames.py covers them
     job = shipyard.run(spec_file(tmp_path, "big", {"workers": WORKERS, "threads_per_worker": 1,
-                                                   "memory_per_worker": MEMORY}, dataframe))
+                                                   "memory_per_worker": MEMORY}, dataframe),
+                       overrides=["spec.report.figures=false"])
     log = "\n".join(job.logs())
     assert job.status().state == "SUCCEEDED", log
     result = job.result()

@@ -10,20 +10,28 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 
+import jsonschema
 import psutil
 import pytest
 import torch
+from matplotlib.image import imread
 
+import shipyard
 from shipyard.jobs.store import JobStore
+from shipyard.report.figures import FigureSet
+from shipyard.report.torch_figures import draw_torch_figures, metric_keys, metric_series
 from shipyard.train.examples import DigitsCNN, digits_splits
+from shipyard.train.session import current_lr
 from helpers import ROOT, shipyard as cli, shipyard_json, wait_until
 
 DIGITS = str(ROOT / "jobs" / "digits-cnn.yaml")
 # small batches make an epoch last about a second, long enough to kill something in one
 SLOW = ["--set", "spec.torch.config.batch_size=2", "--set", "spec.torch.config.epochs=8"]
+TORCH_FIGURES = ["loss", "accuracy", "learning_rate", "throughput"]
 
 
 def status(job_id: str) -> dict:
@@ -65,8 +73,24 @@ def test_digits_trains_to_95_percent_and_the_saved_model_reproduces_it(home):
     assert result["worker_failures"] == 0 and result["resumed_from_epoch"] is None
     assert result["best_checkpoint"]["score"] == "val_loss"
     assert set(result["timing"]) >= {"ray_start_s", "worker_startup_s", "samples_per_s"}
+    # the optimizer's learning rate in every epoch's entry, and the figures, drawn in the
+    # driver from that history
+    assert [m["lr"] for m in result["metrics"]] == [0.005] * epochs
+    figures = home / "runs" / final["id"] / "report" / "figures"
+    for name in TORCH_FIGURES:
+        assert imread(figures / f"{name}.png").shape[0] > 100, name
     # the progress other tools poll reached the last epoch
     assert final["progress"]["phase"] == "train" and final["progress"]["done"] == epochs
+    assert final["progress"]["unit"] == "epochs" and final["progress"]["ray_dashboard"]
+    # the result follows its schema; the report shows the epochs and every figure
+    jsonschema.validate(result, shipyard.result_schema())
+    page = (home / "runs" / final["id"] / result["report"]).read_text()
+    assert "Epochs" in page and page.count("<img") == len(result["figures"]) >= 4
+    # Ray workers' output reached the attempt log through the driver, with the time
+    log = (home / "runs" / final["id"] / "logs" / "attempt-1.log").read_text()
+    ray_lines = [line for line in log.splitlines() if re.search(r"\((?:\w+ )?pid=\d+", line)]
+    assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \(", line)
+               for line in ray_lines), ray_lines[:3]
 
     # the artifacts, used without shipyard or Ray, give the metrics the job reported
     test = digits_splits(seed=0)["test"]
@@ -175,3 +199,51 @@ def test_an_error_in_the_train_loop_fails_the_job_with_the_workers_reason(home):
     assert job["reason"].startswith("RuntimeError: training failed on worker")
     assert "spec.torch.failure.max_failures" in job["reason"]
     assert "weight" in job["reason"]  # torch's own complaint about the 0-channel layer
+
+
+def synthetic_history(epochs: int = 6) -> list[dict]:
+    return [{"epoch": e, "train_loss": 2.0 / (e + 1), "val_loss": 2.5 / (e + 1),
+             "train_accuracy": 0.5 + e / 20, "val_accuracy": 0.45 + e / 20,
+             "lr": 0.1 * 0.5 ** e, "samples_per_s": 900.0 + e, "samples": 1000,
+             "elapsed_s": 1.0 + e, "timestamp": 1.7e9 + e} for e in range(epochs)]
+
+
+def test_torch_figures_plot_the_history(tmp_path):
+    history = synthetic_history()
+    # a repeated epoch (the latest report wins), and an epoch without validation
+    history.insert(3, {**history[2], "val_loss": 99.0})
+    history[3], history[2] = history[2], history[3]
+    history.append({"epoch": 6, "train_loss": 0.2, "val_loss": float("nan"), "lr": 0.001})
+    assert metric_keys(history, "loss") == ["train_loss", "val_loss"]
+    assert metric_keys(history, "accuracy") == ["train_accuracy", "val_accuracy"]
+    epochs, values = metric_series(history, "val_loss")
+    assert epochs == [0, 1, 2, 3, 4, 5] and values == [2.5 / (e + 1) for e in range(6)]
+    assert metric_series(history, "lr") == (list(range(7)),
+                                            [0.1 * 0.5 ** e for e in range(6)] + [0.001])
+    assert metric_series(history, "train_loss")[1][-1] == 0.2
+
+    figures = FigureSet(tmp_path)
+    draw_torch_figures(figures, history)
+    assert [e["name"] for e in figures.entries] == TORCH_FIGURES
+    assert all(e["caption"] for e in figures.entries)
+    for name in TORCH_FIGURES:
+        assert imread(tmp_path / "report" / "figures" / f"{name}.png").ndim == 3
+
+    # what the loop did not report is not drawn; a disabled set draws nothing at all
+    bare = FigureSet(tmp_path / "bare")
+    draw_torch_figures(bare, [{"epoch": 0, "train_loss": 1.0}, {"epoch": 1, "train_loss": 0.5}])
+    assert [e["name"] for e in bare.entries] == ["loss"]
+    off = FigureSet(tmp_path / "off", enabled=False)
+    draw_torch_figures(off, synthetic_history())
+    assert off.entries == [] and not (tmp_path / "off" / "report").exists()
+
+
+def test_current_lr_follows_the_scheduler():
+    weight = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.SGD([weight], lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    assert current_lr(optimizer) == 0.1
+    optimizer.step()
+    scheduler.step()
+    assert current_lr(optimizer) == pytest.approx(0.05)
+    assert isinstance(current_lr(torch.optim.Adam([weight], lr=torch.tensor(0.01))), float)

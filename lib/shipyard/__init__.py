@@ -31,6 +31,7 @@ _EXPORTS = {
     "JobState": "shipyard.jobs.states",
     "JobRecord": "shipyard.jobs.store",
     "JobContext": "shipyard.context",
+    "result_schema": "shipyard.jobs.result_schema",
     "ShipyardError": "shipyard.errors",
     "SpecError": "shipyard.errors",
     "InputDataError": "shipyard.errors",
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from shipyard.errors import (ClusterError, InputDataError, JobFailedError,
                                  ShipyardError, SpecError)
     from shipyard.jobs.api import Job, get_job, list_jobs, render, run, submit
+    from shipyard.jobs.result_schema import result_schema
     from shipyard.jobs.states import JobState
     from shipyard.jobs.store import JobRecord
     from shipyard.spec import JobSpec, load

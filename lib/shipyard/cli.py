@@ -211,12 +211,20 @@ def wait(job_id: str, timeout: float | None, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("job_id")
-@click.option("--follow", "-f", is_flag=True, help="Keep printing until the job ends.")
+@click.option("--follow", "-f", is_flag=True,
+              help="Keep printing until the job ends, with its progress (a live view on a "
+                   "terminal, state and phase lines on stderr elsewhere).")
 def logs(job_id: str, follow: bool) -> None:
     """Print a job's log (every attempt)."""
     from shipyard.jobs.api import get_job
 
-    for line in get_job(job_id).logs(follow=follow):
+    job = get_job(job_id)
+    if follow:
+        from shipyard.console import watch
+
+        watch(job)
+        return
+    for line in job.logs():
         click.echo(line)
 
 
@@ -242,6 +250,22 @@ def result(job_id: str) -> None:
     from shipyard.jobs.api import get_job
 
     _print_json(get_job(job_id).result())
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--open", "open_page", is_flag=True, help="Open it in the web browser too.")
+def report(job_id: str, open_page: bool) -> None:
+    """Print the path of a job's HTML report (figures, tables, timings, log tail)."""
+    from shipyard.jobs.api import get_job
+
+    path = get_job(job_id).report()
+    click.echo(str(path))
+    if open_page:
+        import webbrowser
+
+        if not webbrowser.open(path.as_uri()):
+            click.echo(f"no web browser found; open {path.as_uri()}", err=True)
 
 
 # -- clusters ------------------------------------------------------------------------

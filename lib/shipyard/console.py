@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from shipyard.jobs.api import Job
     from shipyard.jobs.store import JobEvent, JobRecord
 
-__all__ = ["format_status", "format_table", "format_progress", "watch", "elapsed", "summary",
-           "TracebackFolder"]
+__all__ = ["format_status", "format_table", "format_progress", "dashboards", "watch", "elapsed",
+           "summary", "TracebackFolder"]
 
 _END = object()
 
@@ -91,23 +91,45 @@ def _duration(seconds: float) -> str:
 
 
 def format_progress(progress: dict[str, Any] | None) -> str:
-    """One line for a progress dict: ``phase 3/10 message``.
+    """One line for a progress dict: phase, how far (``3/10 epochs``), the phase's Dask
+    tasks, the ETA and the message.
 
     Examples
     --------
     >>> format_progress({"phase": "normalise", "done": 3, "total": 10})
     'normalise 3/10'
+    >>> format_progress({"phase": "train", "done": 3, "total": 20, "unit": "epochs",
+    ...                  "eta_seconds": 75})
+    'train 3/20 epochs, ETA 01:15'
+    >>> format_progress({"phase": "compute", "tasks": {"done": 40, "total": 160}})
+    'compute, tasks 40/160'
     """
     if not progress:
         return ""
-    parts = [str(progress["phase"])] if progress.get("phase") else []
+    head = [str(progress["phase"])] if progress.get("phase") else []
     if progress.get("total"):
-        parts.append(f"{progress.get('done', 0):g}/{progress['total']:g}")
+        head.append(f"{progress.get('done', 0):g}/{progress['total']:g}")
     elif progress.get("done") is not None:
-        parts.append(f"{progress['done']:g}")
+        head.append(f"{progress['done']:g}")
+    if progress.get("unit") and len(head) > 1:
+        head.append(str(progress["unit"]))
+    parts = [" ".join(head)] if head else []
+    tasks = progress.get("tasks") or {}
+    if tasks.get("total"):
+        parts.append(f"tasks {tasks.get('done', 0)}/{tasks['total']}")
+    if progress.get("eta_seconds") is not None:
+        parts.append(f"ETA {_duration(progress['eta_seconds'])}")
     if progress.get("message"):
         parts.append(str(progress["message"]))
-    return " ".join(parts)
+    return ", ".join(parts)
+
+
+def dashboards(progress: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """The ``(label, url)`` of the Dask and Ray dashboards a job's progress names."""
+    progress = progress or {}
+    return [(label, progress[key]) for key, label in (("dashboard", "Dask dashboard"),
+                                                      ("ray_dashboard", "Ray dashboard"))
+            if progress.get(key)]
 
 
 def _attempts(record: JobRecord) -> str:
@@ -128,8 +150,8 @@ def format_status(record: JobRecord, events: list[JobEvent], run_dir: str) -> st
     ]
     if record.progress:
         lines.append(f"progress:  {format_progress(record.progress) or '-'}")
-        if record.progress.get("dashboard"):
-            lines.append(f"dashboard: {record.progress['dashboard']}")
+        for label, url in dashboards(record.progress):
+            lines.append(f"{label.split()[0].lower() + ':':<10} {url}")
     lines.append(f"run dir:   {run_dir}")
     lines.append("events:")
     for event in events:
@@ -152,12 +174,6 @@ def format_table(records: list[JobRecord]) -> str:
         "  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths)) + "  " + row[-1]
         for row in rows
     ).rstrip()
-
-
-def _status_line(record: JobRecord) -> str:
-    text = f"{record.id}  {record.state}  {_attempts(record)}  {_duration(elapsed(record))}"
-    progress = format_progress(record.progress)
-    return f"{text}  {progress}" if progress else text
 
 
 def _pump_logs(job: Job, lines: queue.Queue) -> None:
@@ -225,50 +241,92 @@ def _loop(job: Job, lines: queue.Queue, folder: TracebackFolder, poll: float,
 
 
 def _watch_plain(job: Job, lines: queue.Queue, folder: TracebackFolder, poll: float,
-                 out: TextIO, err: TextIO) -> JobRecord:
-    seen: dict[str, Any] = {}
+                 out: TextIO, err: TextIO, every: float = 10.0) -> JobRecord:
+    """Log lines on ``out``; on ``err`` a line per state change, per phase, each
+    dashboard once, and the progress at most every ``every`` seconds while it moves."""
+    seen: dict[str, Any] = {"shown_at": 0.0}
 
     def emit(line: str) -> None:
         print(line, file=out, flush=True)
+
+    def note(text: str) -> None:
+        print(f"[shipyard] {text}", file=err, flush=True)
 
     def show(record: JobRecord) -> None:
         key = (record.state, record.attempt)
         if seen.get("key") != key:
             seen["key"] = key
             reason = f": {record.reason}" if record.reason else ""
-            print(f"[shipyard] {record.id} {record.state} ({_attempts(record)}){reason}",
-                  file=err, flush=True)
-        dashboard = (record.progress or {}).get("dashboard")
-        if dashboard and seen.get("dashboard") != dashboard:
-            seen["dashboard"] = dashboard
-            print(f"[shipyard] Dask dashboard: {dashboard}", file=err, flush=True)
+            note(f"{record.id} {record.state} ({_attempts(record)}){reason}")
+        progress = record.progress or {}
+        for label, url in dashboards(progress):
+            if seen.get(label) != url:
+                seen[label] = url
+                note(f"{label}: {url}")
+        if record.state.is_terminal() or not progress.get("phase"):
+            return
+        line = format_progress(progress)
+        new_phase = seen.get("phase") != (record.attempt, progress["phase"])
+        due = time.monotonic() - seen["shown_at"] >= every and line != seen.get("line")
+        if new_phase or due:
+            seen.update(phase=(record.attempt, progress["phase"]), line=line,
+                        shown_at=time.monotonic())
+            note(f"{_duration(elapsed(record))} {line}")
 
     return _loop(job, lines, folder, poll, emit, show)
 
 
-def _watch_live(job: Job, lines: queue.Queue, folder: TracebackFolder,
-                poll: float) -> JobRecord:
-    from rich.console import Console, Group
-    from rich.live import Live
+def live_view(record: JobRecord | None, now: float | None = None):
+    """The rich renderable of ``run``'s live view: state, attempt, elapsed, the phase
+    with a bar for its tasks or epochs, the ETA, and the dashboards' URLs."""
+    from rich.console import Group
+    from rich.progress_bar import ProgressBar
     from rich.spinner import Spinner
+    from rich.table import Table
     from rich.text import Text
 
+    now = time.time() if now is None else now
+    if record is None:
+        return Text("submitting...")
+    progress = record.progress or {}
+    head = Text.assemble(Spinner("dots").render(now), " ", (record.id, "bold"), "  ",
+                         (str(record.state), "cyan"), f"  {_attempts(record)}  ",
+                         _duration(elapsed(record, now)))
+    rows: list[Any] = [head]
+    if progress.get("phase") and not record.state.is_terminal():
+        grid = Table.grid(padding=(0, 1))
+        tasks = progress.get("tasks") or {}
+        if tasks.get("total"):
+            done, total, what = tasks.get("done", 0), tasks["total"], "tasks"
+        elif progress.get("total"):
+            done, total = progress.get("done", 0), progress["total"]
+            what = progress.get("unit") or ""
+        else:
+            done = total = None
+            what = ""
+        bar = (ProgressBar(total=total, completed=done, width=30) if total else Text(""))
+        counts = f"{done:g}/{total:g} {what}".rstrip() if total else ""
+        eta = (f"ETA {_duration(progress['eta_seconds'])}"
+               if progress.get("eta_seconds") is not None else "")
+        grid.add_row(Text(f"  {progress['phase']}"), bar, Text(counts), Text(eta, style="dim"))
+        rows.append(grid)
+        if progress.get("message"):
+            rows.append(Text(f"  {progress['message']}", style="dim"))
+    for label, url in dashboards(progress):
+        rows.append(Text(f"  {label}: {url}", style="dim"))
+    return Group(*rows)
+
+
+def _watch_live(job: Job, lines: queue.Queue, folder: TracebackFolder,
+                poll: float) -> JobRecord:
+    from rich.console import Console
+    from rich.live import Live
+
     console = Console()
-    spinner = Spinner("dots")
     latest: dict[str, JobRecord] = {}
 
-    def render() -> Group:
-        record = latest.get("record")
-        if record is None:
-            return Group(Text("submitting..."))
-        parts = [Text.assemble(spinner.render(time.time()), " ", _status_line(record))]
-        dashboard = (record.progress or {}).get("dashboard")
-        if dashboard:
-            parts.append(Text(f"  Dask dashboard: {dashboard}", style="dim"))
-        return Group(*parts)
-
     with Live(console=console, refresh_per_second=8, transient=True,
-              get_renderable=render) as live:
+              get_renderable=lambda: live_view(latest.get("record"))) as live:
         def emit(line: str) -> None:
             live.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
@@ -280,12 +338,14 @@ def _watch_live(job: Job, lines: queue.Queue, folder: TracebackFolder,
 
 
 def summary(record: JobRecord, run_dir: str) -> str:
-    """The closing lines of ``run``: how it ended and where the result and logs are."""
+    """The closing lines of ``run``: how it ended and where the result, report and logs are."""
     took = _duration(elapsed(record))
+    lines = []
     if record.state is JobState.SUCCEEDED:
-        head = f"job {record.id} SUCCEEDED in {took}"
-        result = f"\n  result: {run_dir}/result.json   (shipyard result {record.id})"
+        lines.append(f"job {record.id} SUCCEEDED in {took}")
+        lines.append(f"  result: {run_dir}/result.json   (shipyard result {record.id})")
     else:
-        head = f"job {record.id} {record.state} after {took}: {record.reason}"
-        result = ""
-    return (f"{head}{result}\n  logs:   {run_dir}/logs/   (shipyard logs {record.id})")
+        lines.append(f"job {record.id} {record.state} after {took}: {record.reason}")
+    lines.append(f"  report: {run_dir}/report/index.html   (shipyard report {record.id} --open)")
+    lines.append(f"  logs:   {run_dir}/logs/   (shipyard logs {record.id})")
+    return "\n".join(lines)

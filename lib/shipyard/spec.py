@@ -196,6 +196,16 @@ class PythonWorkload(_Model):
         return params
 
 
+class ReportSettings(_Model):
+    """``spec.report``: what the job's report (``runs/<id>/report/``) holds.
+
+    ``figures: false`` skips the figures and the computations behind them (an extra
+    pass over a dataframe job's input, learning curves); the page is written anyway.
+    """
+
+    figures: bool = True
+
+
 class JobBody(_Model):
     """``spec``: where and how the job runs, and its one workload block."""
 
@@ -203,6 +213,7 @@ class JobBody(_Model):
     resources: Resources = Field(default_factory=Resources)
     retries: Count = Field(0, ge=0)
     timeout: Duration | None = None
+    report: ReportSettings = Field(default_factory=ReportSettings)
     dataframe: DataFrameWorkload | None = None
     sklearn: SklearnWorkload | None = None
     torch: TorchWorkload | None = None

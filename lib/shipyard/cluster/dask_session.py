@@ -9,6 +9,11 @@ Out of core: each worker's memory limit is ``memory_per_worker``. A worker past
 attempt's own scratch space), pauses new work past ``pause`` and is restarted past
 ``terminate``; lost results are recomputed. With partitions of about 100 MB (see the
 readers) a job over data several times the cluster's memory streams through it.
+
+Logs: what the workers print (``print``, logging to stdout/stderr) is forwarded to this
+process's stderr, hence the attempt log, one line per line with the time and the worker's
+name (:mod:`shipyard.cluster.worker_logs`), so remote workers' output stays with the job
+when their cluster goes.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from shipyard.errors import ClusterError
 if TYPE_CHECKING:
     from distributed import Client
 
+    from shipyard.cluster.worker_logs import DaskLogForwarding
     from shipyard.spec import Resources
 
 __all__ = ["DaskSession"]
@@ -60,6 +66,7 @@ class DaskSession:
         self.scratch_dir = scratch_dir
         self._cluster = None
         self._client: Client | None = None
+        self._forwarding: DaskLogForwarding | None = None
 
     @property
     def started(self) -> bool:
@@ -70,7 +77,16 @@ class DaskSession:
         """The Dask client, starting the LocalCluster or connecting on first use."""
         if self._client is None:
             self._client = self._connect() if self.address else self._start_local()
+            self._forward_worker_output()
         return self._client
+
+    def _forward_worker_output(self) -> None:
+        from shipyard.cluster.worker_logs import forward_dask_worker_output
+
+        # A LocalCluster's workers inherit this process's stderr: their forwarded lines
+        # replace the raw ones. Remote workers also keep printing to their own logs.
+        self._forwarding = forward_dask_worker_output(self._client,
+                                                      echo=self.address is not None)
 
     @property
     def dashboard_link(self) -> str | None:
@@ -122,9 +138,12 @@ class DaskSession:
         return Client(self._cluster)
 
     def close(self) -> None:
-        """Close the client and, if this session started one, the LocalCluster."""
-        client, cluster = self._client, self._cluster
-        self._client = self._cluster = None
+        """Close the client and, if this session started one, the LocalCluster (the
+        workers' output forwarding first, with the lines still on their way)."""
+        client, cluster, forwarding = self._client, self._cluster, self._forwarding
+        self._client = self._cluster = self._forwarding = None
+        if forwarding is not None:
+            forwarding.close()  # never raises
         for thing in (client, cluster):
             if thing is not None:
                 try:

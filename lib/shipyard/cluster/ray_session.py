@@ -7,6 +7,10 @@ job, whose driver connects with ``address="auto"``).
 
 A local instance is always started explicitly (``address="local"``): ``ray.init()`` with no
 address would join whatever cluster ``ray start`` last left on this machine.
+
+Ray prints its workers' output in this (the driver's) process, ``(RayTrainWorker pid=...,
+ip=...) line``; :meth:`RaySession.start` puts the time in front of each such line
+(:func:`shipyard.cluster.ray_logs.install_ray_log_timestamps`).
 """
 
 from __future__ import annotations
@@ -77,7 +81,10 @@ class RaySession:
             return
         import ray
 
+        from shipyard.cluster.ray_logs import install_ray_log_timestamps
+
         quiet_auth_notice()
+        install_ray_log_timestamps()  # before the first worker line; never raises
         began = time.perf_counter()
         try:
             if self.address:
@@ -126,8 +133,12 @@ class RaySession:
             return
         import ray
 
+        from shipyard.cluster.ray_logs import uninstall_ray_log_timestamps
+
         self.started = False
         try:
-            ray.shutdown()
+            ray.shutdown()  # prints the workers' last (deduplicated) lines, with times
         except Exception as err:  # best effort: the attempt is over
             log.warning("ray.shutdown failed: %s", err)
+        finally:
+            uninstall_ray_log_timestamps()

@@ -6,7 +6,12 @@
 3. run the steps on the main input, lazily (steps needing a whole-dataset statistic
    compute it on the way);
 4. compute, in one pass, the output (to a staging location) and the row count after
-   each step; then commit the output atomically.
+   each step; then commit the output atomically;
+5. draw the report's figures (unless ``report: {figures: false}``): histograms and
+   correlations of the main input's numeric columns, computed on the cluster over a read
+   of those columns only (one more pass with the profile's ranges, two without the
+   profile), missing values per column and rows after each step
+   (:mod:`shipyard.report.dataframe_figures`).
 
 ``result.json`` gets ``outputs``, ``rows`` (in the input, read after pushed-down
 filters, written), ``steps`` (rows after each), ``profile`` (the input's
@@ -32,6 +37,7 @@ from shipyard.data.schema import Schema, parquet_layout, read_schema
 from shipyard.data.sizing import partition_size_for
 from shipyard.data.writers import stage_output
 from shipyard.errors import InputDataError, SpecError
+from shipyard.report import dataframe_figures as figs
 
 if TYPE_CHECKING:
     from shipyard.context import JobContext
@@ -67,10 +73,12 @@ def run(block: s.DataFrameWorkload, ctx: JobContext) -> dict[str, Any]:
     source = frame
     partitions = frame.npartitions
     profile = None
+    describe = None
     if block.profile:
         ctx.progress("profile", done=0, total=total)
         (profiled,) = dask.compute(profile_tasks(source))
         profile = finish_profile(source, profiled)
+        describe = profiled.get("numeric")
     counts = [frame.shape[0]]
     for index, item in enumerate(block.steps):
         ctx.progress(f"step {index}: {s.step_name(item)}", done=index + 1, total=total)
@@ -95,7 +103,6 @@ def run(block: s.DataFrameWorkload, ctx: JobContext) -> dict[str, Any]:
         if staged is not None:
             staged.abort()
         raise
-    ctx.progress("done", done=total, total=total)
     if staged is not None:
         ctx.add_output(staged.path)
 
@@ -103,10 +110,18 @@ def run(block: s.DataFrameWorkload, ctx: JobContext) -> dict[str, Any]:
     main = block.inputs[block.main_name]
     # rows in the input itself: Parquet footers know it; pushed-down filters skip rows
     stored = parquet_layout(main).num_rows if main.resolved_format == "parquet" else rows[0]
+    row_counts = {"input": stored, "read": rows[0], "output": rows[-1]}
+    steps = [{"index": i, "step": s.step_name(item), "rows": rows[i + 1]}
+             for i, item in enumerate(block.steps)]
+    if ctx.figures.enabled:
+        ctx.progress("figures", done=total, total=total)
+        _draw_figures(block, ctx, source, filters=plan.filters.get(block.main_name),
+                      partition_size=partition_size,
+                      profile=profile, describe=describe, row_counts=row_counts, steps=steps)
+    ctx.progress("done", done=total, total=total)
     result: dict[str, Any] = {
-        "rows": {"input": stored, "read": rows[0], "output": rows[-1]},
-        "steps": [{"index": i, "step": s.step_name(item), "rows": rows[i + 1]}
-                  for i, item in enumerate(block.steps)],
+        "rows": row_counts,
+        "steps": steps,
         "partitions": partitions,
         "partition_size": partition_size,
         "read": {name: {"columns": plan.columns.get(name),
@@ -118,3 +133,34 @@ def run(block: s.DataFrameWorkload, ctx: JobContext) -> dict[str, Any]:
     if profile is not None:
         result["profile"] = profile
     return result
+
+
+def _draw_figures(block: s.DataFrameWorkload, ctx: JobContext, source, *,
+                  filters: list | None, partition_size: int,
+                  profile: dict[str, Any] | None, describe, row_counts: dict[str, int],
+                  steps: list[dict[str, Any]]) -> None:
+    """Compute and draw the report's figures; a failure costs the figures, not the job."""
+    started = time.time()
+    columns, _ = figs.figure_columns(source.dtypes.to_dict())
+    missing = profile["missing"] if profile is not None else None
+    data = None
+    try:
+        if columns:
+            # its own read, of the numeric columns only: cheap beside the job's own passes
+            frame = read_input(block.inputs[block.main_name], columns=columns,
+                               filters=filters, partition_size=partition_size)
+            data = figs.frame_figure_data(frame, ranges=figs.ranges_from_describe(describe),
+                                          missing=missing, rows=row_counts["read"])
+        elif missing is not None:
+            data = figs.FrameFigureData(columns=[], plottable_columns=0,
+                                        rows=row_counts["read"], missing=missing)
+    except Exception as err:  # noqa: BLE001 - the report is never worth failing the job
+        ctx.logger.warning("figures: the histograms and correlations were not computed: "
+                           "%s: %s", type(err).__name__, err)
+        if missing is not None:
+            data = figs.FrameFigureData(columns=[], plottable_columns=0,
+                                        rows=row_counts["read"], missing=missing)
+    figs.draw_dataframe_figures(ctx.figures, data, figs.step_rows(row_counts, steps))
+    ctx.logger.info("figures: %d drawn in %.2fs (%d pass(es) over %d numeric column(s))",
+                    len(ctx.figures.entries), time.time() - started,
+                    data.passes if data is not None else 0, len(columns))

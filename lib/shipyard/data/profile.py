@@ -44,7 +44,12 @@ def profile_tasks(frame: dd.DataFrame) -> dict[str, Any]:
         "memory": frame.memory_usage(deep=True, index=False),
     }
     if numeric:
-        tasks["numeric"] = frame[numeric].describe()
+        # Dask's describe cannot take pandas' nullable Int64/Float64 columns (its
+        # percentiles call NumPy on their dtype); as float64 they describe the same
+        masked = {c: "float64" for c in numeric if ptypes.is_extension_array_dtype(
+            frame[c].dtype) and not isinstance(frame[c].dtype, pd.ArrowDtype)}
+        numbers = frame[numeric].astype(masked) if masked else frame[numeric]
+        tasks["numeric"] = numbers.describe()
     for column in other:
         series = frame[column]
         tasks[f"unique:{column}"] = series.nunique_approx()

@@ -80,7 +80,12 @@ def _needed_before(item: Any, need: set[str], before: Schema, inputs: dict[str, 
                                    if (c + args.suffixes[1] if c in overlap else c) in need
                                    } | right_keys
         return left
-    return need  # fillna, astype, select, drop, scale, sample: nothing new
+    if name in ("drop", "fillna", "astype"):
+        # the columns they name must be there to drop, fill or cast, needed later or not
+        return need | set(args)
+    if name == "scale":
+        return need | set(args.columns)
+    return need  # select, sample: nothing new
 
 
 def _ordered(schema: Schema, names: set[str]) -> list[str] | None:

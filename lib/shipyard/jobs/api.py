@@ -27,7 +27,7 @@ from shipyard.cluster import get_backend
 from shipyard.cluster.base import Backend
 from shipyard.cluster.profiles import ClusterProfile
 from shipyard.errors import JobFailedError, UsageError
-from shipyard.jobs.home import Home
+from shipyard.jobs.home import Home, attempt_outcome_path
 from shipyard.jobs.states import JobState
 from shipyard.jobs.store import JobEvent, JobRecord, JobStore
 
@@ -116,6 +116,33 @@ class Job:
     def events(self) -> list[JobEvent]:
         """The job's event log: every state change and note, oldest first."""
         return self._store.events(self.id)
+
+    def report(self) -> Path:
+        """The job's HTML report, ``runs/<id>/report/index.html``.
+
+        The runner writes it when an attempt ends. It is written again here when the
+        runner left none (killed, out of memory) and when the job ended other than
+        SUCCEEDED, so the page states how the whole job ended; a running job's page shows
+        how far it has got.
+        """
+        from shipyard.jobs.reporting import report_path, write_job_report
+
+        record = self.status()
+        path = report_path(self.run_dir)
+        if record.state is JobState.SUCCEEDED:
+            if not (self.run_dir / "result.json").is_file():
+                self._backend(record).fetch_results(record)
+            if path.is_file():
+                return path
+        elif not record.state.is_terminal() and path.is_file():
+            return path
+        outcome = _read_outcome(self.run_dir, record.attempt)
+        return write_job_report(
+            self.run_dir, job_id=record.id, state=record.state.value, attempt=record.attempt,
+            reason=record.reason, cluster=record.cluster,
+            started_at=record.started_at, finished_at=record.finished_at,
+            log_path=self.home.attempt_log(record.id, record.attempt),
+            phases=outcome.get("phases"))
 
     def result(self) -> dict[str, Any]:
         """The job's ``result.json``.
@@ -265,3 +292,11 @@ def list_statuses(home: str | os.PathLike | Home | None = None,
     resolved_home, store = _open(home)
     _refresh_unfinished(resolved_home, store)
     return store.statuses(limit=limit)
+
+
+def _read_outcome(run_dir: Path, attempt: int) -> dict[str, Any]:
+    """The attempt's outcome file, or {} where the runner wrote none."""
+    try:
+        return json.loads(attempt_outcome_path(run_dir, attempt).read_text())
+    except (OSError, ValueError):
+        return {}

@@ -33,6 +33,7 @@ from shipyard.atomic import write_json_atomic
 from shipyard.errors import ClusterError, InputDataError, ShipyardError, SpecError
 from shipyard.jobs.home import attempt_log_path, attempt_outcome_path
 from shipyard.jobs.states import RUNNER_EXIT_CODES, FailureKind
+from shipyard.report.page import REPORT_PATH
 
 __all__ = ["main", "WORKLOAD_RUNNERS", "one_line"]
 
@@ -173,12 +174,14 @@ def run_attempt(run_dir: Path, job_id: str, attempt: int, dask_address: str | No
     """Run the workload once and return the outcome (also written to the outcome file)."""
     from shipyard.cluster.dask_session import DaskSession
     from shipyard.cluster.ray_session import RaySession
+    from shipyard.cluster.task_progress import TaskPoller
     from shipyard.context import JobContext
     from shipyard.spec import load
 
     started = time.time()
     ctx = None
     dask = ray = None
+    tasks = TaskPoller(lambda done, total: ctx.task_counts(done, total))
     try:
         spec = load(run_dir / "spec.yaml")
         dask = DaskSession(spec.spec.resources, address=dask_address,
@@ -186,12 +189,16 @@ def run_attempt(run_dir: Path, job_id: str, attempt: int, dask_address: str | No
         ray = RaySession(spec.spec.resources, address=ray_address)
         ctx = JobContext(job_id=job_id, attempt=attempt, run_dir=run_dir, spec=spec,
                          dask=dask, ray=ray,
-                         on_progress=_progress_writer(db, job_id, storage))
+                         on_progress=_progress_writer(db, job_id, storage),
+                         on_dask_start=tasks.install)
         module, func = WORKLOAD_RUNNERS[spec.workload_name].split(":")
         log.info("job %s attempt %d: %s workload", job_id, attempt, spec.workload_name)
         result = getattr(importlib.import_module(module), func)(spec.workload, ctx)
-        write_json_atomic(run_dir / "result.json",
-                          {"outputs": ctx.outputs, **result, "job_id": job_id, "attempt": attempt})
+        tasks.stop()
+        write_json_atomic(run_dir / "result.json", {
+            "outputs": ctx.outputs, **result, "job_id": job_id, "attempt": attempt,
+            "workload": spec.workload_name, "figures": ctx.figures.entries,
+            "phases": ctx.phase_timings(), "report": REPORT_PATH.as_posix()})
         outcome = {"status": "succeeded"}
     except Terminated:
         log.warning("attempt %d terminated by a signal", attempt)
@@ -204,6 +211,7 @@ def run_attempt(run_dir: Path, job_id: str, attempt: int, dask_address: str | No
             log.error("attempt %d failed: %s", attempt, err)
         outcome = {"status": "failed", "kind": kind.value, "reason": one_line(err)}
     finally:
+        tasks.stop()
         if ctx is not None:
             ctx.flush_progress()
         if dask is not None:
@@ -212,7 +220,28 @@ def run_attempt(run_dir: Path, job_id: str, attempt: int, dask_address: str | No
             ray.close()
         shutil.rmtree(run_dir / "dask-scratch", ignore_errors=True)
     outcome.update(attempt=attempt, started_at=started, finished_at=time.time())
+    if ctx is not None:
+        outcome["phases"] = ctx.phase_timings()
     return outcome
+
+
+def _write_report(run_dir: Path, job_id: str, outcome: dict[str, Any]) -> None:
+    """The attempt's report page (a failed attempt's too: it shows the log's tail)."""
+    from shipyard.jobs.reporting import write_job_report
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        path = write_job_report(
+            run_dir, job_id=job_id,
+            state="SUCCEEDED" if outcome["status"] == "succeeded" else "FAILED",
+            attempt=outcome["attempt"], reason=outcome.get("reason"),
+            started_at=outcome.get("started_at"), finished_at=outcome.get("finished_at"),
+            log_path=attempt_log_path(run_dir, outcome["attempt"]),
+            phases=outcome.get("phases"))
+        log.info("report: %s", path)
+    except Exception as err:  # the report is for people; the job's outcome stands
+        log.warning("could not write the report: %s", one_line(err))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -274,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         outcome = run_attempt(args.run_dir, args.job_id, attempt, args.dask_address,
                               args.store, args.ray_address, storage)
     write_json_atomic(attempt_outcome_path(args.run_dir, attempt), outcome)
+    _write_report(args.run_dir, args.job_id, outcome)
     if storage is not None:
         _sync(storage, args.run_dir, outcome)
     if outcome["status"] == "succeeded":

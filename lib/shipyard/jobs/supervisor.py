@@ -24,7 +24,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from shipyard.jobs.home import Home, attempt_log_path, attempt_outcome_path

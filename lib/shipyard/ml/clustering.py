@@ -6,7 +6,8 @@ point, or a draw from the distributions) is fitted on all rows by its own Dask t
 its labels scored by the silhouette coefficient (on a seeded sample of at most 5000
 rows, as ``sklearn.metrics.silhouette_score(sample_size=..., random_state=0)``), and
 the best candidate of the best model is saved. Candidates that find fewer than two
-clusters have no silhouette and rank last.
+clusters have no silhouette and rank last. The report's figures use the labels the best
+candidate was fitted with: nothing is fitted again for them.
 """
 
 from __future__ import annotations
@@ -93,4 +94,19 @@ def run_clustering(block: SklearnWorkload, ctx: JobContext, data: TrainingData,
     result = {"task": "clustering", "mode": "in-memory", "rows": {"input": len(data.X)},
               "features": list(data.X.columns), "scoring": "silhouette", "models": models,
               "best_model": best, "comparisons": []}
+    if ctx.figures.enabled:
+        ctx.progress("figures", done=len(block.models), total=len(block.models) + 3)
+        _figures(ctx, result, fitted[best], data)
     return finish(block, ctx, result, fitted[best], {"rows": len(data.X)}, started)
+
+
+def _figures(ctx: JobContext, result: dict[str, Any], pipeline: Any,
+             data: TrainingData) -> None:
+    """Draw the report's figures: the best model's clusters, from the labels it was
+    fitted with (nothing is refitted)."""
+    from shipyard.report.sklearn_figures import clustering_figures
+
+    started = time.time()
+    clustering_figures(ctx.figures, result, pipeline, data.X)
+    ctx.logger.info("figures: %d drawn in %.2f s", len(ctx.figures.entries),
+                    time.time() - started)

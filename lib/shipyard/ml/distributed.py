@@ -13,11 +13,15 @@ the result's ``notes``:
   scikit-learn estimator with ``partial_fit`` (``SGDClassifier``, ``SGDRegressor``,
   ``MultinomialNB``, ...), fitted block by block with dask-ml's ``Incremental``;
 - candidates are ranked on a validation holdout of the training rows (20%), not by
-  cross-validation, so there are no fold scores and models are not t-tested.
+  cross-validation, so there are no fold scores and models are not t-tested;
+- the report's figures are the ones this path can draw without reading the data again
+  (no learning curve or class scatter): ROC and precision-recall curves, or predicted
+  against actual values, are drawn from a seeded sample of the test rows' predictions.
 """
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,6 +35,8 @@ from shipyard.ml.estimators import resolve_estimator
 from shipyard.ml.finish import finish
 from shipyard.ml.search import default_scoring, plain_params
 from shipyard.ml.spec import ModelSpec, SklearnWorkload
+from shipyard.report.sklearn_data import HELD_OUT_ROWS, HeldOut, sample_index
+from shipyard.report.sklearn_figures import distributed_figures
 
 if TYPE_CHECKING:
     from shipyard.context import JobContext
@@ -180,6 +186,10 @@ def run_distributed(block: SklearnWorkload, ctx: JobContext, task: str,
     Xa_train, ya_train = dask.persist(*arrays(X_train, y_train))
     Xa_test, ya_test = arrays(X_test, y_test)
     y_true = np.asarray(ya_test.compute())
+    # the figures' test rows: a bounded sample, whose predictions each model keeps
+    shown = (sample_index(len(y_true), HELD_OUT_ROWS, block.split.random_state)
+             if ctx.figures.enabled else None)
+    kept: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
 
     models: dict[str, dict[str, Any]] = {}
     fitted: dict[str, Any] = {}
@@ -206,6 +216,9 @@ def run_distributed(block: SklearnWorkload, ctx: JobContext, task: str,
         estimator = _fit(model, best_params, Xa_train, ya_train, classes, scoring,
                          block.search.random_state)
         predicted, probabilities = _predictions(estimator, Xa_test, task)
+        if shown is not None:
+            kept[model.name] = (predicted[shown], None if probabilities is None
+                                else probabilities[shown])
         if task == "classification":
             test = metrics.classification_metrics_of(y_true, predicted, probabilities, classes)
         else:
@@ -236,4 +249,19 @@ def run_distributed(block: SklearnWorkload, ctx: JobContext, task: str,
         "features": features, "target": block.target, "classes": classes,
         "scoring": scoring, "models": models, "best_model": best_model, "comparisons": [],
     }
+    if ctx.figures.enabled:
+        ctx.progress("figures", done=len(block.models), total=len(block.models) + 3)
+        _figures(ctx, result, fitted[best_model], features, y_true, shown, kept[best_model])
     return finish(block, ctx, result, fitted[best_model], {"mode": "distributed"}, started)
+
+
+def _figures(ctx: JobContext, result: dict[str, Any], pipeline: Any, features: list[str],
+             y_true: np.ndarray, shown: np.ndarray,
+             kept: tuple[np.ndarray, np.ndarray | None]) -> None:
+    """Draw the figures this path has the numbers for (see the module docstring)."""
+    started = time.time()
+    predicted, scores = kept
+    rows = HeldOut(y_true[shown], predicted, scores, total=len(y_true))
+    distributed_figures(ctx.figures, result, pipeline, features, rows)
+    ctx.logger.info("figures: %d drawn in %.2f s", len(ctx.figures.entries),
+                    time.time() - started)

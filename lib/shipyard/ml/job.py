@@ -8,7 +8,9 @@
    validation on the training rows (:mod:`shipyard.ml.search`), refit the best
    candidate on all training rows, and score it on the held-out rows;
 4. compare every pair of models on their fold scores (:mod:`shipyard.ml.compare`);
-5. save the best pipeline (``artifacts/model.joblib`` and ``model.json``) and, when
+5. draw the report's figures (:mod:`shipyard.report.sklearn_figures`; skipped, with
+   their computations, under ``report: {figures: false}``);
+6. save the best pipeline (``artifacts/model.joblib`` and ``model.json``) and, when
    asked, score ``batch_predict``'s dataset with it.
 """
 
@@ -30,7 +32,8 @@ from shipyard.ml.data import TrainingData, load_frame, prepare, split
 from shipyard.ml.finish import finish
 from shipyard.ml.pipeline import build_pipeline
 from shipyard.ml.predict import batch_predict
-from shipyard.ml.search import PREFIX, cross_validate_best, default_scoring, run_search
+from shipyard.ml.search import (PREFIX, cross_validate_best, dask_joblib_backend,
+                                default_scoring, run_search)
 from shipyard.ml.spec import ModelSpec, SklearnWorkload
 
 if TYPE_CHECKING:
@@ -100,6 +103,8 @@ def run(block: SklearnWorkload, ctx: JobContext) -> dict[str, Any]:
         "scoring": scoring, "search": {"method": block.search.method, "cv": block.search.cv},
         "models": models, "best_model": best, "comparisons": comparisons,
     }
+    if ctx.figures.enabled:
+        _figures(block, ctx, result, fitted[best], X_train, X_test, y_train, y_test)
     return finish(block, ctx, result, fitted[best], {"rows": len(X_train)}, started,
                   cv_mean=models[best]["cv_mean"])
 
@@ -146,6 +151,27 @@ def _train_one(block: SklearnWorkload, model: ModelSpec, data: TrainingData, sco
     if outcome.iterations:
         entry["search"]["iterations"] = outcome.iterations
     return entry, final, np.asarray(folds, dtype="float64")
+
+
+def _figures(block: SklearnWorkload, ctx: JobContext, result: dict[str, Any], pipeline: Any,
+             X_train, X_test, y_train, y_test) -> None:
+    """Draw the report's figures of the best pipeline. The learning curve's fits (and
+    any permutation importance) run on the cluster, through the joblib backend the
+    search's halving uses."""
+    from shipyard.report import sklearn_figures
+    from shipyard.report.sklearn_data import CVSettings
+
+    started = time.time()
+    steps = len(block.models)
+    ctx.progress("figures", done=steps, total=steps + 3)
+    settings = CVSettings(
+        cv=block.search.cv, scoring=result["scoring"],
+        random_state=block.search.random_state, backend=dask_joblib_backend())
+    draw = (sklearn_figures.classification_figures if result["task"] == "classification"
+            else sklearn_figures.regression_figures)
+    draw(ctx.figures, result, pipeline, X_train, y_train, X_test, y_test, settings)
+    ctx.logger.info("figures: %d drawn in %.2f s", len(ctx.figures.entries),
+                    time.time() - started)
 
 
 def _num(value: float) -> float | None:

@@ -27,7 +27,7 @@ from shipyard.ml.metrics import plain_value
 from shipyard.ml.spec import ModelSpec, SearchSpec
 
 __all__ = ["SearchOutcome", "run_search", "default_scoring", "best_index", "plain_params",
-           "cross_validate_best", "PREFIX"]
+           "cross_validate_best", "dask_joblib_backend", "PREFIX"]
 
 PREFIX = "model__"
 
@@ -146,9 +146,11 @@ class _SequentialBatch:
         return f"batch_of_{self.count}_calls"
 
 
-def _flat_dask_backend() -> str:
+def dask_joblib_backend() -> str:
     """Register (once) and name the joblib backend the halving search runs on: Dask for
     the search's own fits and scores, sequential for joblib calls nested inside them.
+    Anything else that fits models for a job (its report's learning curve) runs on it
+    too, so it uses the job's cluster as the search does.
 
     joblib's Dask backend sends nested ``Parallel`` calls to Dask as well, and every
     pipeline here starts with a ``ColumnTransformer``, which makes one per fit and per
@@ -169,6 +171,7 @@ def _flat_dask_backend() -> str:
 
 
 _FLAT_DASK = "shipyard-dask"
+_flat_dask_backend = dask_joblib_backend  # its name before the report used it too
 
 
 def _halving(pipeline: Any, space: dict[str, Any], random: bool, search: SearchSpec,
@@ -183,7 +186,7 @@ def _halving(pipeline: Any, space: dict[str, Any], random: bool, search: SearchS
         searcher = HalvingRandomSearchCV(pipeline, space, n_candidates="exhaust", **common)
     else:
         searcher = HalvingGridSearchCV(pipeline, space, **common)
-    with joblib.parallel_backend(_flat_dask_backend()):
+    with joblib.parallel_backend(dask_joblib_backend()):
         searcher.fit(X, y)
     results = searcher.cv_results_
     iterations = [{"iteration": i, "candidates": int(c), "rows": int(r)}
@@ -206,6 +209,6 @@ def cross_validate_best(pipeline: Any, params: dict[str, Any], search: SearchSpe
     from sklearn.model_selection import cross_val_score
 
     candidate = clone(pipeline).set_params(**{PREFIX + k: v for k, v in params.items()})
-    with joblib.parallel_backend(_flat_dask_backend()):
+    with joblib.parallel_backend(dask_joblib_backend()):
         return cross_val_score(candidate, X, y, cv=search.cv, scoring=scoring, n_jobs=-1,
                                error_score=np.nan)

@@ -15,6 +15,9 @@ failure and checkpoint settings.
    Ray queue fed by a callback on the Train controller.
 5. The latest checkpoint's model (state dict, and ``torch.export``/TorchScript when the
    model allows) and metric history are copied to ``artifacts/``.
+6. The report's figures (loss, accuracy, learning rate, throughput per epoch) are drawn
+   here in the driver from that history, not on the workers
+   (:mod:`shipyard.report.torch_figures`).
 """
 
 from __future__ import annotations
@@ -136,7 +139,7 @@ class _ProgressPump:
         self.ctx.logger.info("epoch %s: %s", epoch, ", ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
             for k, v in metrics.items() if k != "epoch"))
-        self.ctx.progress("train", done=done, total=self.epochs, metrics=metrics)
+        self.ctx.progress("train", done=done, total=self.epochs, unit="epochs", metrics=metrics)
 
     def _pump(self) -> None:
         from ray.util.queue import Empty
@@ -342,8 +345,11 @@ def run(block: TorchWorkload, ctx: JobContext) -> dict[str, Any]:
     saved = _copy_model(result.checkpoint, ctx.artifacts_dir)
     history = _history(ctx.artifacts_dir)
     ctx.add_output(ctx.artifacts_dir / MODEL_FILE)
+    metrics = [_plain(entry) for entry in history]
+    if ctx.figures.enabled:
+        _draw_figures(ctx, metrics)
     return {
-        "metrics": [_plain(entry) for entry in history],
+        "metrics": metrics,
         "test_metrics": result.return_value,
         "final_metrics": _plain(result.metrics or {}),
         "best_checkpoint": _best(result, block),
@@ -357,6 +363,15 @@ def run(block: TorchWorkload, ctx: JobContext) -> dict[str, Any]:
                     "cpus_per_worker": scaling.cpus_per_worker},
         "timing": _timing(ray_session, pump.reports, history, fit_started, fit_seconds),
     }
+
+
+def _draw_figures(ctx: JobContext, metrics: list[dict[str, Any]]) -> None:
+    from shipyard.report.torch_figures import draw_torch_figures
+
+    try:
+        draw_torch_figures(ctx.figures, metrics)
+    except Exception as err:  # noqa: BLE001 - the report is never worth failing the job
+        ctx.logger.warning("figures not drawn: %s: %s", type(err).__name__, err)
 
 
 def _best(result, block: TorchWorkload) -> dict[str, Any] | None:

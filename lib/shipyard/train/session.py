@@ -179,13 +179,19 @@ class TrainSession:
 
         Every worker must call it (it is a collective). On the last epoch the model is
         also exported for serving: ``torch.export`` with ``export_input`` as the example
-        input, TorchScript where that fails, the state dict always.
+        input, TorchScript where that fails, the state dict always. With an
+        ``optimizer`` and no ``lr`` in ``metrics``, the entry records the optimizer's
+        current learning rate (of its first parameter group) as ``lr``.
         """
         import ray.train
 
         now = time.time()
         entry = {"epoch": self.epoch, **metrics,
                  "elapsed_s": round(now - self.started_at, 3), "timestamp": round(now, 3)}
+        if optimizer is not None and "lr" not in metrics:
+            learning_rate = current_lr(optimizer)
+            if learning_rate is not None:
+                entry["lr"] = learning_rate
         if self.resumed_from is not None:
             entry["resumed_from"] = self.resumed_from
         self.history.append(entry)
@@ -306,6 +312,22 @@ class TrainSession:
             if not confusion:
                 metrics.pop(f"{prefix}confusion")
         return metrics
+
+
+def current_lr(optimizer: torch.optim.Optimizer) -> float | None:
+    """The learning rate of the optimizer's first parameter group (a scheduler's
+    latest value), as a float; None when it has none.
+
+    Examples
+    --------
+    >>> current_lr(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.05))
+    0.05
+    """
+    groups = getattr(optimizer, "param_groups", None) or [{}]
+    value = groups[0].get("lr")
+    if isinstance(value, torch.Tensor):
+        value = value.item()
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def classification_metrics(confusion: torch.Tensor, prefix: str = "") -> dict[str, Any]:
