@@ -204,6 +204,6 @@ def test_home_layout(home):
     assert layout.root == home.resolve()
     assert (home / "jobs.db").exists()
     assert {p.name for p in (home / "runs" / job.id).iterdir()} == {"spec.yaml", "logs",
-                                                                    "result.json"}
+                                                                    "result.json", "report"}
     assert {p.name for p in (home / "runs" / job.id / "logs").iterdir()} == {
         "supervisor.log", "attempt-1.log", "attempt-1.outcome.json"}
