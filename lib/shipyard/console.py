@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TextIO
 
 from shipyard.jobs.states import JobState
+from shipyard.units import format_utc
 
 if TYPE_CHECKING:
     from shipyard.jobs.api import Job
@@ -69,12 +70,6 @@ class TracebackFolder:
             return []
         self._state = "text"
         return self.feed(line)
-
-
-def _clock(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def elapsed(record: JobRecord, now: float | None = None) -> float:
@@ -144,9 +139,9 @@ def format_status(record: JobRecord, events: list[JobEvent], run_dir: str) -> st
         f"state:     {record.state} ({_attempts(record)})",
         f"reason:    {record.reason or '-'}",
         f"cluster:   {record.cluster} ({record.backend})",
-        f"created:   {_clock(record.created_at)}",
-        f"started:   {_clock(record.started_at)}",
-        f"finished:  {_clock(record.finished_at)}",
+        f"created:   {format_utc(record.created_at)}",
+        f"started:   {format_utc(record.started_at)}",
+        f"finished:  {format_utc(record.finished_at)}",
     ]
     if record.progress:
         lines.append(f"progress:  {format_progress(record.progress) or '-'}")
@@ -166,7 +161,7 @@ def format_table(records: list[JobRecord]) -> str:
     header = ("ID", "STATE", "ATTEMPT", "CLUSTER", "CREATED", "REASON")
     rows = [header] + [
         (r.id, r.state.value, f"{r.attempt}/{r.max_attempts}", r.cluster,
-         _clock(r.created_at), (r.reason or "")[:60])
+         format_utc(r.created_at), (r.reason or "")[:60])
         for r in records
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]

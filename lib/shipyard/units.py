@@ -15,8 +15,10 @@ Examples
 from __future__ import annotations
 
 import re
+import time
 
-__all__ = ["parse_duration", "format_duration", "parse_memory", "format_memory"]
+__all__ = ["parse_duration", "format_duration", "parse_memory", "format_memory",
+           "format_utc"]
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|m|s)")
 _DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0}
@@ -149,3 +151,16 @@ def format_memory(size: int) -> str:
         if size % factor == 0:
             return f"{size // factor}{unit}"
     return f"{size}B"
+
+
+def format_utc(ts: float | None) -> str:
+    """A Unix time as ``YYYY-MM-DD HH:MM:SS UTC`` (``-`` for None), for people.
+
+    Examples
+    --------
+    >>> format_utc(0), format_utc(None)
+    ('1970-01-01 00:00:00 UTC', '-')
+    """
+    if ts is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))

@@ -44,7 +44,7 @@ from shipyard.cluster.k8s_render import (
 from shipyard.cluster.k8s_settings import KubernetesSettings, kubernetes_settings
 from shipyard.cluster.k8s_status import Observed, observe
 from shipyard.errors import ClusterError, InvalidTransitionError, UsageError
-from shipyard.jobs.home import attempt_log_path, attempt_outcome_path
+from shipyard.jobs.home import attempt_log_path, read_outcome
 from shipyard.jobs.states import FailureKind, JobState
 from shipyard.jobs.store import JobRecord
 
@@ -544,11 +544,7 @@ class KubernetesBackend(Backend):
             self.store.set_progress(record.id, progress)
 
     def _outcome(self, record: JobRecord) -> dict[str, Any] | None:
-        try:
-            return json.loads(attempt_outcome_path(self.home.run_dir(record.id),
-                                                   record.attempt).read_text())
-        except (OSError, ValueError):
-            return None
+        return read_outcome(self.home.run_dir(record.id), record.attempt)
 
     def _finished(self, settings: KubernetesSettings, record: JobRecord, kind: str) -> None:
         """Copy the run's results and the runner pods' logs here before Kubernetes deletes

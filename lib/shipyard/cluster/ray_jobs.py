@@ -34,7 +34,7 @@ from shipyard.atomic import write_json_atomic
 from shipyard.cluster.base import Backend, ExistingCluster
 from shipyard.cluster.ray_session import quiet_auth_notice
 from shipyard.errors import ClusterError, InvalidTransitionError, UsageError
-from shipyard.jobs.home import attempt_outcome_path
+from shipyard.jobs.home import read_outcome
 from shipyard.jobs.states import FailureKind, JobState, failure_kind_of_exit
 from shipyard.jobs.store import JobRecord
 
@@ -263,12 +263,10 @@ class RayJobsBackend(ExistingCluster, Backend):
             self.store.set_progress(record.id, progress)
 
     def _outcome(self, record: JobRecord, info: Any) -> tuple[FailureKind, str]:
-        path = attempt_outcome_path(self.home.run_dir(record.id), record.attempt)
-        try:
-            outcome = json.loads(path.read_text())
+        outcome = read_outcome(self.home.run_dir(record.id), record.attempt)
+        if outcome is not None:
             return FailureKind(outcome.get("kind", "error")), outcome.get("reason") or "failed"
-        except (OSError, ValueError):
-            pass  # the head does not share our filesystem: Ray's own account
+        # else the head does not share our filesystem: Ray's own account
         code = getattr(info, "driver_exit_code", None)
         message = " ".join((getattr(info, "message", None) or "").split())
         return failure_kind_of_exit(code), message[:500] or "the Ray job failed"

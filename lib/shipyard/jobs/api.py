@@ -27,7 +27,7 @@ from shipyard.cluster import get_backend
 from shipyard.cluster.base import Backend
 from shipyard.cluster.profiles import ClusterProfile
 from shipyard.errors import JobFailedError, UsageError
-from shipyard.jobs.home import Home, attempt_outcome_path
+from shipyard.jobs.home import Home
 from shipyard.jobs.states import JobState
 from shipyard.jobs.store import JobEvent, JobRecord, JobStore
 
@@ -136,13 +136,11 @@ class Job:
                 return path
         elif not record.state.is_terminal() and path.is_file():
             return path
-        outcome = _read_outcome(self.run_dir, record.attempt)
         return write_job_report(
             self.run_dir, job_id=record.id, state=record.state.value, attempt=record.attempt,
             reason=record.reason, cluster=record.cluster,
             started_at=record.started_at, finished_at=record.finished_at,
-            log_path=self.home.attempt_log(record.id, record.attempt),
-            phases=outcome.get("phases"))
+            log_path=self.home.attempt_log(record.id, record.attempt))
 
     def result(self) -> dict[str, Any]:
         """The job's ``result.json``.
@@ -293,10 +291,3 @@ def list_statuses(home: str | os.PathLike | Home | None = None,
     _refresh_unfinished(resolved_home, store)
     return store.statuses(limit=limit)
 
-
-def _read_outcome(run_dir: Path, attempt: int) -> dict[str, Any]:
-    """The attempt's outcome file, or {} where the runner wrote none."""
-    try:
-        return json.loads(attempt_outcome_path(run_dir, attempt).read_text())
-    except (OSError, ValueError):
-        return {}

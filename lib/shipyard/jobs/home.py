@@ -17,11 +17,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-__all__ = ["Home", "attempt_log_path", "attempt_outcome_path"]
+__all__ = ["Home", "attempt_log_path", "attempt_outcome_path", "read_outcome"]
 
 
 def attempt_log_path(run_dir: Path, attempt: int) -> Path:
@@ -32,6 +34,15 @@ def attempt_log_path(run_dir: Path, attempt: int) -> Path:
 def attempt_outcome_path(run_dir: Path, attempt: int) -> Path:
     """``<run dir>/logs/attempt-<n>.outcome.json``: how attempt ``n`` ended."""
     return Path(run_dir) / "logs" / f"attempt-{attempt}.outcome.json"
+
+
+def read_outcome(run_dir: Path, attempt: int) -> dict[str, Any] | None:
+    """How attempt ``n`` ended, as its runner wrote it; None where it wrote nothing
+    readable (killed, or a cluster that does not share this filesystem)."""
+    try:
+        return json.loads(attempt_outcome_path(run_dir, attempt).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)

@@ -8,19 +8,17 @@ memory, lost), and after the job ended, so the page shows the job's final state.
 from __future__ import annotations
 
 import json
-import logging
 from collections import deque
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from shipyard.jobs.home import read_outcome
 from shipyard.report.figures import FIGURE_DIR
 from shipyard.report.page import LOG_TAIL_LINES, REPORT_PATH, ReportData, write_report
 
 __all__ = ["write_job_report", "report_path"]
-
-log = logging.getLogger("shipyard.report")
 
 
 def report_path(run_dir: Path) -> Path:
@@ -48,11 +46,12 @@ def _tail(path: Path | None, lines: int = LOG_TAIL_LINES) -> list[str] | None:
 
 def _spec_facts(spec_text: str) -> tuple[str | None, str | None]:
     """``(metadata.name, workload)`` of the stored spec (it was validated at submission)."""
+    from shipyard.spec import WORKLOADS
+
     try:
         spec = yaml.safe_load(spec_text) or {}
         body = spec.get("spec") or {}
-        workload = next((k for k in ("dataframe", "sklearn", "torch", "python") if k in body),
-                        None)
+        workload = next((k for k in WORKLOADS if k in body), None)
         return (spec.get("metadata") or {}).get("name"), workload
     except (yaml.YAMLError, AttributeError):
         return None, None
@@ -61,9 +60,9 @@ def _spec_facts(spec_text: str) -> tuple[str | None, str | None]:
 def write_job_report(run_dir: Path, *, job_id: str, state: str, attempt: int,
                      reason: str | None = None, cluster: str | None = None,
                      started_at: float | None = None, finished_at: float | None = None,
-                     log_path: Path | None = None,
-                     phases: list[dict[str, Any]] | None = None) -> Path:
-    """Gather the run directory's spec, result, figures and outcome into the report page.
+                     log_path: Path | None = None) -> Path:
+    """Gather the run directory's spec, result, figures and the attempt's outcome (its
+    phase timings, where there is no result) into the report page.
 
     Parameters
     ----------
@@ -73,8 +72,6 @@ def write_job_report(run_dir: Path, *, job_id: str, state: str, attempt: int,
         What the page's heading says.
     log_path : Path, optional
         The attempt's log; its tail is shown when the job did not succeed.
-    phases : list of dict, optional
-        Phase timings, when ``result.json`` has none (a failed attempt's).
 
     Returns
     -------
@@ -102,6 +99,7 @@ def write_job_report(run_dir: Path, *, job_id: str, state: str, attempt: int,
         run_dir=run_dir, job_id=job_id, name=name or job_id, state=state, attempt=attempt,
         workload=(result or {}).get("workload") or workload, reason=reason, cluster=cluster,
         started_at=started_at, finished_at=finished_at, spec_text=spec_text, result=result,
-        phases=(result or {}).get("phases") or phases or [], figures=figures,
+        phases=(result or {}).get("phases") or (read_outcome(run_dir, attempt) or {}).get(
+            "phases") or [], figures=figures,
         log_tail=tail, log_hint=hint)
     return write_report(data)

@@ -237,8 +237,7 @@ def _write_report(run_dir: Path, job_id: str, outcome: dict[str, Any]) -> None:
             state="SUCCEEDED" if outcome["status"] == "succeeded" else "FAILED",
             attempt=outcome["attempt"], reason=outcome.get("reason"),
             started_at=outcome.get("started_at"), finished_at=outcome.get("finished_at"),
-            log_path=attempt_log_path(run_dir, outcome["attempt"]),
-            phases=outcome.get("phases"))
+            log_path=attempt_log_path(run_dir, outcome["attempt"]))
         log.info("report: %s", path)
     except Exception as err:  # the report is for people; the job's outcome stands
         log.warning("could not write the report: %s", one_line(err))

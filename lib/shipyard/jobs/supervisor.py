@@ -16,7 +16,6 @@ It imports nothing heavy: Dask and the workload live in the runner.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -26,7 +25,7 @@ import threading
 import time
 from typing import Any
 
-from shipyard.jobs.home import Home, attempt_log_path, attempt_outcome_path
+from shipyard.jobs.home import Home, attempt_log_path, attempt_outcome_path, read_outcome
 from shipyard.jobs.procs import start_time, terminate_tree
 from shipyard.jobs.states import FailureKind, JobState
 from shipyard.jobs.store import JobRecord, JobStore
@@ -161,11 +160,11 @@ class Supervisor:
             self.cancel_signalled.wait(self.poll_interval)
         # the runner is gone; make sure nothing it started outlives it
         terminate_tree(None, proc.pid, grace=1.0)
-        try:
-            return json.loads(outcome_path.read_text())
-        except (OSError, ValueError):
+        outcome = read_outcome(self.run_dir, record.attempt)
+        if outcome is None:
             return {"status": "failed", "kind": FailureKind.ERROR.value,
                     "reason": describe_exit(proc.returncode)}
+        return outcome
 
     def _conclude(self, record: JobRecord, outcome: dict[str, Any]) -> None:
         status = outcome.get("status")

@@ -18,6 +18,7 @@ from typing import Any
 
 from shipyard.atomic import write_text_atomic
 from shipyard.report.tables import Table, result_tables
+from shipyard.units import format_utc
 
 __all__ = ["ReportData", "render_report", "write_report", "REPORT_PATH", "LOG_TAIL_LINES"]
 
@@ -83,12 +84,6 @@ font-size:12px;line-height:1.4}
 
 def _esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
-
-
-def _clock(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
 
 
 def _duration(seconds: float) -> str:
@@ -163,7 +158,7 @@ def render_report(data: ReportData) -> str:
         meta.append(f"<span>{_esc(data.workload)} job</span>")
     if data.cluster:
         meta.append(f"<span>cluster {_esc(data.cluster)}</span>")
-    meta.append(f"<span>started {_clock(data.started_at)}</span>")
+    meta.append(f"<span>started {format_utc(data.started_at)}</span>")
     if took is not None:
         meta.append(f"<span>took {_duration(took)}</span>")
     parts = [
@@ -199,7 +194,7 @@ def render_report(data: ReportData) -> str:
         parts.append(f"<h2>Spec</h2><pre>{_esc(data.spec_text)}</pre>")
     where = (f" The full result: <code>shipyard result {_esc(data.job_id)}</code>."
              if data.result is not None else "")
-    parts.append(f'<p class="note">Written {_clock(time.time())} by shipyard.{where}</p>')
+    parts.append(f'<p class="note">Written {format_utc(time.time())} by shipyard.{where}</p>')
     title = f"{data.name} — {data.state} — shipyard report"
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
