@@ -1048,3 +1048,12 @@ def test_regression_mode_when_every_value_left_is_missing():
 def test_regression_integer_bins_of_an_empty_column():
     frame = pd.DataFrame({"x": [np.nan, np.nan], "y": [1.0, 2.0]})
     check(frame, [{"cut": {"column": "x", "bins": 1, "labels": False}}], npartitions=1)
+
+
+@pytest.mark.parametrize("bins, labels", [(1, ["a"]), (1, False), (1, None), (2, False),
+                                          (2, ["a", "b"]), (3, None)])
+def test_integer_bins_over_a_column_with_no_values_follow_pandas(bins, labels):
+    """pandas bins a column of only missing values into missing values with one bin and
+    refuses more (all-NaN edges are not unique); found by test_any_sequence_of_steps."""
+    frame = pd.DataFrame({"x": [np.nan, np.nan], "y": [1.0, 2.0]})
+    check(frame, [{"cut": {"column": "x", "bins": bins, "labels": labels}}], npartitions=2)

@@ -95,11 +95,8 @@ def _cut(frame: dd.DataFrame, args: s.CutArgs, env: StepEnv) -> dd.DataFrame:
         if rows == 0:
             raise InputDataError(f"cut: no rows are left at this step, and {bins} bins "
                                  f"over an empty column {args.column!r} are undefined")
-        if pd.isna(low):  # only missing values: pandas gives nothing to bin, or refuses
-            if args.labels is False:
-                return frame.assign(**{args.into or args.column: column * np.nan})
-            raise InputDataError(f"cut: column {args.column!r} has no values, so {bins} "
-                                 "bins over its range are undefined; give the bin edges")
+        if pd.isna(low):
+            return _cut_all_missing(frame, column, args)
         _, bins = pd.cut(pd.Series([low, high], dtype="float64"), bins, retbins=True,
                          right=args.right, include_lowest=args.include_lowest)
         env.notes.append(f"cut {args.column}: edges {list(bins)}")
@@ -108,6 +105,24 @@ def _cut(frame: dd.DataFrame, args: s.CutArgs, env: StepEnv) -> dd.DataFrame:
     meta = pd.cut(pd.Series([], dtype="float64"), **options).rename(args.column)
     binned = column.map_partitions(pd.cut, meta=meta, **options)
     return frame.assign(**{args.into or args.column: binned})
+
+
+def _cut_all_missing(frame: dd.DataFrame, column: dd.Series, args: s.CutArgs) -> dd.DataFrame:
+    """Integer bins over a column with only missing values: pandas gives missing values
+    (one bin) or refuses (more: their edges, all NaN, are not unique). Its answer for one
+    missing value is its answer for them all, so it decides here too."""
+    try:
+        probe = pd.cut(pd.Series([np.nan]), args.bins, labels=args.labels, right=args.right,
+                       include_lowest=args.include_lowest)
+    except ValueError as err:
+        raise InputDataError(f"cut: column {args.column!r} has no values, so {args.bins} "
+                             f"bins over its range are undefined ({str(err).splitlines()[0]}); "
+                             "give the bin edges") from None
+    meta = probe.iloc[:0].rename(args.column)
+    missing = column.map_partitions(
+        lambda part: pd.Series(np.nan, index=part.index, dtype=meta.dtype, name=args.column),
+        meta=meta)
+    return frame.assign(**{args.into or args.column: missing})
 
 
 def _astype(frame: dd.DataFrame, casts: dict[str, str], env: StepEnv) -> dd.DataFrame:
