@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/shipyard run jobs/basics.yaml
+	$(BIN)/shipyard run jobs/quickstart.yaml
 
 # The report tests load pages in Debian's Chromium (Playwright drives it; Playwright's own
 # browser downloads are not reachable from CI).
@@ -47,6 +47,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python tests/bench/bench_train.py
 	$(BIN)/python tests/bench/bench_k8s.py
 	$(BIN)/python tests/bench/bench_report.py
+	$(BIN)/python tests/bench/bench_pipeline.py
 
 # The job image for Kubernetes (cluster/Dockerfile); needs a Docker daemon, then push it
 # and set `image:` in cluster/kubernetes.yaml.

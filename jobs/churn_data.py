@@ -49,8 +49,14 @@ def make_regions() -> pd.DataFrame:
 
 def main(ctx, rows: int = 1_000_000, partitions: int = 8, seed: int = 42,
          output_dir: str = "data"):
-    """Write ``customers.parquet`` (one file per partition) and ``regions.parquet``."""
+    """Write ``customers.parquet`` (one file per partition) and ``regions.parquet``.
+
+    A trial run (``--sample``) generates only that share of the rows.
+    """
     import dask.dataframe as dd
+
+    if ctx.sample is not None:
+        rows = max(int(rows * ctx.sample), partitions)
 
     ctx.client  # generate on the job's cluster
     sizes = [rows // partitions + (1 if i < rows % partitions else 0) for i in range(partitions)]

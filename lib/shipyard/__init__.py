@@ -24,6 +24,8 @@ _EXPORTS = {
     "JobSpec": "shipyard.spec",
     "submit": "shipyard.jobs.api",
     "run": "shipyard.jobs.api",
+    "resume": "shipyard.jobs.api",
+    "PipelineSpec": "shipyard.pipelines.spec",
     "render": "shipyard.jobs.api",
     "get_job": "shipyard.jobs.api",
     "list_jobs": "shipyard.jobs.api",
@@ -45,9 +47,10 @@ if TYPE_CHECKING:
     from shipyard.context import JobContext
     from shipyard.errors import (ClusterError, InputDataError, JobFailedError,
                                  ShipyardError, SpecError)
-    from shipyard.jobs.api import Job, get_job, list_jobs, render, run, submit
+    from shipyard.jobs.api import Job, get_job, list_jobs, render, resume, run, submit
     from shipyard.jobs.result_schema import result_schema
     from shipyard.jobs.states import JobState
+    from shipyard.pipelines.spec import PipelineSpec
     from shipyard.jobs.store import JobRecord
     from shipyard.spec import JobSpec, load
 

@@ -65,6 +65,24 @@ _cluster_option = click.option(
     help="Cluster profile name or tcp://host:port (default: spec.cluster, then local).")
 _json_option = click.option("--json", "as_json", is_flag=True,
                             help="Print one JSON document on stdout and nothing else.")
+_sample_option = click.option(
+    "--sample", type=click.FloatRange(min=0, min_open=True, max=1), default=None,
+    metavar="FRACTION",
+    help="A trial run on this share of each input (e.g. 0.01), on the local cluster, "
+         "outputs kept in the run directory: catches errors in seconds before the full run.")
+_pipeline_options = [
+    click.option("--no-cache", is_flag=True,
+                 help="Pipelines: run every stage, even those with a cached result."),
+    click.option("--from", "from_stage", default=None, metavar="STAGE",
+                 help="Pipelines: run STAGE and the stages after it again; the stages "
+                      "before it are taken from their latest successful run."),
+]
+
+
+def _with_pipeline_options(command):
+    for option in reversed(_pipeline_options):
+        command = option(command)
+    return command
 
 
 @click.group(cls=_ShipyardGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -79,23 +97,37 @@ def cli() -> None:
 @cli.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @_set_option
-def validate(spec: str, overrides: tuple[str, ...]) -> None:
-    """Check a job spec without running it."""
+@_sample_option
+def validate(spec: str, overrides: tuple[str, ...], sample: float | None) -> None:
+    """Check a job or pipeline spec without running it; with --sample, run it on a
+    sample of its inputs, locally, and say how every stage went."""
     from shipyard.spec import load
 
     job_spec = load(spec, overrides)
-    click.echo(f"{spec}: valid {job_spec.workload_name} job {job_spec.name!r}")
+    if job_spec.workload_name == "pipeline":
+        described = (f"pipeline {job_spec.name!r}: "
+                     + ", ".join(f"{n} ({job_spec.stages[n].workload_name})"
+                                 for n in job_spec.order))
+    else:
+        described = f"{job_spec.workload_name} job {job_spec.name!r}"
+    click.echo(f"{spec}: valid {described}")
+    if sample is not None:
+        _run_and_report(job_spec, None, (), as_json=False, sample=sample)
 
 
 @cli.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @_cluster_option
 @_set_option
-def submit(spec: str, cluster: str | None, overrides: tuple[str, ...]) -> None:
-    """Submit a job and print its id."""
+@_sample_option
+@_with_pipeline_options
+def submit(spec: str, cluster: str | None, overrides: tuple[str, ...],
+           sample: float | None, no_cache: bool, from_stage: str | None) -> None:
+    """Submit a job or pipeline and print its id."""
     from shipyard.jobs.api import submit as submit_job
 
-    click.echo(submit_job(spec, cluster=cluster, overrides=overrides).id)
+    click.echo(submit_job(spec, cluster=cluster, overrides=overrides, sample=sample,
+                          no_cache=no_cache, from_stage=from_stage).id)
 
 
 @cli.command()
@@ -103,17 +135,43 @@ def submit(spec: str, cluster: str | None, overrides: tuple[str, ...]) -> None:
 @_cluster_option
 @_set_option
 @_json_option
-def run(spec: str, cluster: str | None, overrides: tuple[str, ...], as_json: bool) -> None:
-    """Submit a job, stream its log and wait for it to end.
+@_sample_option
+@_with_pipeline_options
+def run(spec: str, cluster: str | None, overrides: tuple[str, ...], as_json: bool,
+        sample: float | None, no_cache: bool, from_stage: str | None) -> None:
+    """Submit a job or pipeline, stream its log and wait for it to end.
 
-    Ctrl-C cancels the job. The exit code says how it ended (0 succeeded, 1 failed or
+    Ctrl-C cancels it. The exit code says how it ended (0 succeeded, 1 failed or
     cancelled, 2 bad input, 3 cluster unreachable).
     """
-    from shipyard.console import summary, watch
-    from shipyard.jobs.api import exit_code_for
+    _run_and_report(spec, cluster, overrides, as_json=as_json, sample=sample,
+                    no_cache=no_cache, from_stage=from_stage)
+
+
+@cli.command()
+@click.argument("job_id")
+@_json_option
+def resume(job_id: str, as_json: bool) -> None:
+    """Run a failed pipeline again from its failed stage: the stages that succeeded
+    are reused, the others run (a new run; its id is printed)."""
+    from shipyard.jobs.api import resume as resume_pipeline
+
+    _watch_and_report(resume_pipeline(job_id), as_json)
+
+
+def _run_and_report(spec: Any, cluster: str | None, overrides: tuple[str, ...], *,
+                    as_json: bool, **options: Any) -> None:
     from shipyard.jobs.api import submit as submit_job
 
-    job = submit_job(spec, cluster=cluster, overrides=overrides)
+    _watch_and_report(submit_job(spec, cluster=cluster, overrides=overrides, **options),
+                      as_json)
+
+
+def _watch_and_report(job, as_json: bool) -> None:
+    """Stream the job's log until it ends, print how it ended, exit with its code."""
+    from shipyard.console import format_stages, summary, watch
+    from shipyard.jobs.api import exit_code_for
+
     if not as_json:
         click.echo(f"[shipyard] submitted {job.id} (run dir {job.run_dir})", err=True)
     try:
@@ -122,10 +180,12 @@ def run(spec: str, cluster: str | None, overrides: tuple[str, ...], as_json: boo
         click.echo(f"[shipyard] interrupted: cancelling {job.id}", err=True)
         record = job.cancel()
     if as_json:
-        status = record.to_status()
+        status = job.status_document()
         status["result"] = job.result() if record.state == "SUCCEEDED" else None
         _print_json(status)
     else:
+        if record.kind == "pipeline":
+            click.echo("stages:\n" + format_stages(job.stages()), err=True)
         click.echo(summary(record, str(job.run_dir)), err=True)
     sys.exit(exit_code_for(record))
 
@@ -155,13 +215,16 @@ def status(job_id: str, as_json: bool) -> None:
     from shipyard.jobs.api import get_job
 
     job = get_job(job_id)
-    record = job.status()
     if as_json:
-        _print_json(record.to_status())
+        _print_json(job.status_document())
     else:
-        from shipyard.console import format_status
+        from shipyard.console import format_stages, format_status
 
-        click.echo(format_status(record, job.events(), str(job.run_dir)))
+        record = job.status()
+        text = format_status(record, job.events(), str(job.run_dir))
+        if record.kind == "pipeline":
+            text += "\nstages:\n" + format_stages(job.stages())
+        click.echo(text)
 
 
 @cli.command(name="list")

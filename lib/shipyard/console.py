@@ -156,6 +156,27 @@ def format_status(record: JobRecord, events: list[JobEvent], run_dir: str) -> st
     return "\n".join(lines)
 
 
+def format_stages(stages: list[dict[str, Any]]) -> str:
+    """A pipeline's stages, one line each: state, cached, wall time, job id, reason.
+
+    Examples
+    --------
+    >>> print(format_stages([{"name": "prep", "state": "SUCCEEDED", "cached": True,
+    ...                       "seconds": 0.0, "job_id": "p-prep-1", "reason": None}]))
+      prep  SUCCEEDED  cached  0.0 s  p-prep-1
+    """
+    rows = []
+    for stage in stages:
+        seconds = stage.get("seconds")
+        rows.append((stage["name"], stage["state"], "cached" if stage.get("cached") else "",
+                     "" if seconds is None else f"{seconds:.1f} s", stage.get("job_id") or "",
+                     stage.get("reason") or ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    return "\n".join(
+        ("  " + "  ".join(c.ljust(w) for c, w in zip(row[:5], widths) if w) + "  " + row[5])
+        .rstrip() for row in rows)
+
+
 def format_table(records: list[JobRecord]) -> str:
     """The table of ``shipyard list``."""
     header = ("ID", "STATE", "ATTEMPT", "CLUSTER", "CREATED", "REASON")
@@ -336,11 +357,12 @@ def summary(record: JobRecord, run_dir: str) -> str:
     """The closing lines of ``run``: how it ended and where the result, report and logs are."""
     took = _duration(elapsed(record))
     lines = []
+    what = record.kind if record.kind == "pipeline" else "job"
     if record.state is JobState.SUCCEEDED:
-        lines.append(f"job {record.id} SUCCEEDED in {took}")
+        lines.append(f"{what} {record.id} SUCCEEDED in {took}")
         lines.append(f"  result: {run_dir}/result.json   (shipyard result {record.id})")
     else:
-        lines.append(f"job {record.id} {record.state} after {took}: {record.reason}")
+        lines.append(f"{what} {record.id} {record.state} after {took}: {record.reason}")
     lines.append(f"  report: {run_dir}/report/index.html   (shipyard report {record.id} --open)")
     lines.append(f"  logs:   {run_dir}/logs/   (shipyard logs {record.id})")
     return "\n".join(lines)

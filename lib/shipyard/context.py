@@ -57,6 +57,9 @@ class JobContext:
     figures : FigureSet
         Where the workload draws its report's figures (``report/figures/*.png``); the
         runner lists them in ``result.json`` under ``figures``.
+    sample : float or None
+        The share of its data a trial run (``shipyard run --sample``) should use; None
+        in a real run. A python job that generates or reads data itself honours it.
     """
 
     #: Progress is written at most this often (seconds), except phase changes.
@@ -73,6 +76,7 @@ class JobContext:
         self.logger = logging.getLogger(f"shipyard.job.{spec.name}")
         self.outputs: list[str] = []
         self.figures = FigureSet(self.run_dir, enabled=spec.spec.report.figures)
+        self.sample = spec.spec.sample
         self._dask = dask
         self.ray = ray
         self._on_progress = on_progress

@@ -26,7 +26,7 @@ import importlib
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -53,11 +53,15 @@ from shipyard.spec_errors import describe_errors
 from shipyard.yamlio import load_yaml
 from shipyard.units import format_duration, format_memory, parse_duration, parse_memory
 
+if TYPE_CHECKING:
+    from shipyard.pipelines.spec import PipelineSpec
+
 __all__ = [
     "API_VERSION",
     "WORKLOADS",
     "JobSpec",
     "JobBody",
+    "SpecDocument",
     "Metadata",
     "Resources",
     "PythonWorkload",
@@ -214,6 +218,9 @@ class JobBody(_Model):
     retries: Count = Field(0, ge=0)
     timeout: Duration | None = None
     report: ReportSettings = Field(default_factory=ReportSettings)
+    #: a trial run on this share of each input (``shipyard run --sample``): workloads
+    #: read ``sample`` on their inputs; a python job sees it as ``ctx.sample``
+    sample: Annotated[float, Field(gt=0, le=1)] | None = None
     dataframe: DataFrameWorkload | None = None
     sklearn: SklearnWorkload | None = None
     torch: TorchWorkload | None = None
@@ -231,34 +238,21 @@ class JobBody(_Model):
         return self
 
 
-class JobSpec(_Model):
-    """A whole job spec: ``apiVersion``, ``kind``, ``metadata`` and ``spec``.
-
-    Build one with :func:`load`, which reports every problem with its path.
-    """
+class SpecDocument(_Model):
+    """What job and pipeline specs share: ``apiVersion``, ``metadata``, where the spec
+    came from, and how it is written out again."""
 
     api_version: Literal["shipyard/v1"] = Field(alias="apiVersion")
-    kind: Literal["Job"]
+    kind: str  # each kind of spec narrows it
     metadata: Metadata
-    spec: JobBody
 
     _source: str = PrivateAttr(default="<dict>")
     _base_dir: str | None = PrivateAttr(default=None)
 
     @property
     def name(self) -> str:
-        """The job's name (``metadata.name``)."""
+        """The job's (or pipeline's) name (``metadata.name``)."""
         return self.metadata.name
-
-    @property
-    def workload_name(self) -> str:
-        """Which workload block the job carries (``python``, ``dataframe``, ...)."""
-        return next(name for name in WORKLOADS if getattr(self.spec, name, None) is not None)
-
-    @property
-    def workload(self) -> BaseModel:
-        """The workload block itself."""
-        return getattr(self.spec, self.workload_name)
 
     @property
     def source(self) -> str:
@@ -277,6 +271,26 @@ class JobSpec(_Model):
     def to_yaml(self) -> str:
         """The spec as YAML, loadable again with :func:`load`."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+class JobSpec(SpecDocument):
+    """A whole job spec: ``apiVersion``, ``kind``, ``metadata`` and ``spec``.
+
+    Build one with :func:`load`, which reports every problem with its path.
+    """
+
+    kind: Literal["Job"]
+    spec: JobBody
+
+    @property
+    def workload_name(self) -> str:
+        """Which workload block the job carries (``python``, ``dataframe``, ...)."""
+        return next(name for name in WORKLOADS if getattr(self.spec, name, None) is not None)
+
+    @property
+    def workload(self) -> BaseModel:
+        """The workload block itself."""
+        return getattr(self.spec, self.workload_name)
 
 
 def _read_document(path: Path) -> Any:
@@ -302,8 +316,11 @@ def load(
     overrides: Iterable[str] | Mapping[str, Any] = (),
     *,
     check_references: bool = True,
-) -> JobSpec:
-    """Load and validate a job spec from a YAML file or a mapping.
+    check_inputs: bool = True,
+    base_dir: str | None = None,
+) -> JobSpec | PipelineSpec:
+    """Load and validate a job spec (``kind: Job``) or a pipeline (``kind: Pipeline``,
+    see :mod:`shipyard.pipelines.spec`) from a YAML file or a mapping.
 
     Parameters
     ----------
@@ -314,10 +331,16 @@ def load(
     check_references : bool, default True
         Check what the spec refers to: import entrypoints (and check their parameters),
         read input schemas (and check the columns steps name), look at output targets.
+    check_inputs : bool, default True
+        Read the input schemas (False for a pipeline stage whose inputs an earlier
+        stage writes).
+    base_dir : str, optional
+        Where entrypoint modules are looked for first, for a mapping (a file's own
+        directory otherwise).
 
     Returns
     -------
-    JobSpec
+    JobSpec or PipelineSpec
 
     Raises
     ------
@@ -327,7 +350,7 @@ def load(
         When an override cannot be applied.
     """
     if isinstance(source, Mapping):
-        name, base_dir, document = "the job spec", None, dict(source)
+        name, document = "the job spec", dict(source)
     else:
         path = Path(source)
         name, base_dir, document = str(path), str(path.resolve().parent), _read_document(path)
@@ -342,6 +365,10 @@ def load(
             f"top level, got a {type(document).__name__}"
         )
     document = apply_overrides(document, overrides)
+    if document.get("kind") == "Pipeline":
+        from shipyard.pipelines.spec import load_pipeline
+
+        return load_pipeline(document, name, base_dir, check_references=check_references)
     search_paths = [p for p in (base_dir, str(Path.cwd())) if p]
     try:
         spec = JobSpec.model_validate(
@@ -350,7 +377,7 @@ def load(
         )
     except ValidationError as err:
         raise SpecError(f"{name} is not a valid job spec", describe_errors(err, JobSpec)) from None
-    if check_references and spec.workload_name in WORKLOAD_CHECKS:
+    if check_references and check_inputs and spec.workload_name in WORKLOAD_CHECKS:
         module, func = WORKLOAD_CHECKS[spec.workload_name].split(":")
         problems = getattr(importlib.import_module(module), func)(spec.workload)
         if problems:

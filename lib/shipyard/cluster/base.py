@@ -82,8 +82,12 @@ class Backend:
 
     # -- public API (fixed) ------------------------------------------------------------
 
-    def submit(self, spec: JobSpec) -> JobRecord:
-        """Record the job as PENDING, write its spec to the run directory, start it."""
+    def submit(self, spec: JobSpec, *, cluster_address: str | None = None) -> JobRecord:
+        """Record the job as PENDING, write its spec to the run directory, start it.
+
+        ``cluster_address`` names the Dask scheduler to compute on where the backend
+        would otherwise choose (a pipeline's stages share one cluster).
+        """
         self._check_reachable()
         record = self.store.create(
             lambda: new_job_id(spec.name),
@@ -92,7 +96,7 @@ class Backend:
             backend=self.profile.backend,
             max_attempts=spec.spec.retries + 1,
             timeout_s=spec.spec.timeout,
-            cluster_address=self._scheduler_address(),
+            cluster_address=cluster_address or self._scheduler_address(),
             workdir=os.getcwd(),
             spec_dir=spec.base_dir,
             labels=dict(spec.metadata.labels),

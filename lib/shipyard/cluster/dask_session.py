@@ -56,14 +56,19 @@ class DaskSession:
         Seconds to wait for an existing scheduler before giving up.
     scratch_dir : path, optional
         Where a LocalCluster's workers spill to disk (default: Dask's temporary dir).
+    forward_output : bool, default True
+        Forward the workers' output to this process's log (a pipeline's shared cluster
+        does not: each stage's runner forwards what its own client's tasks print).
     """
 
     def __init__(self, resources: Resources, address: str | None = None,
-                 connect_timeout: float = 10.0, scratch_dir: str | None = None):
+                 connect_timeout: float = 10.0, scratch_dir: str | None = None,
+                 forward_output: bool = True):
         self.resources = resources
         self.address = address
         self.connect_timeout = connect_timeout
         self.scratch_dir = scratch_dir
+        self.forward_output = forward_output
         self._cluster = None
         self._client: Client | None = None
         self._forwarding: DaskLogForwarding | None = None
@@ -77,8 +82,14 @@ class DaskSession:
         """The Dask client, starting the LocalCluster or connecting on first use."""
         if self._client is None:
             self._client = self._connect() if self.address else self._start_local()
-            self._forward_worker_output()
+            if self.forward_output:
+                self._forward_worker_output()
         return self._client
+
+    @property
+    def scheduler_address(self) -> str:
+        """The scheduler's address (starting the cluster if need be), for other clients."""
+        return self.client.scheduler.address
 
     def _forward_worker_output(self) -> None:
         from shipyard.cluster.worker_logs import forward_dask_worker_output

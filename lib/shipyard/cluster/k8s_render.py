@@ -94,7 +94,11 @@ def resource_name(job_id: str, attempt: int = 1) -> str:
 
 
 def _labels(spec: JobSpec, job_id: str, attempt: int, role: str | None = None) -> dict[str, str]:
-    labels = {"app.kubernetes.io/name": "shipyard", "app.kubernetes.io/managed-by": "shipyard",
+    # the spec's own labels (checked as Kubernetes labels when it was loaded) go first:
+    # `kubectl get jobs -l team=growth` (or -l shipyard.io/pipeline=NAME for a
+    # pipeline's stages) finds them; shipyard's own labels win a clash
+    labels = {**spec.metadata.labels,
+              "app.kubernetes.io/name": "shipyard", "app.kubernetes.io/managed-by": "shipyard",
               LABEL_JOB: resource_name(job_id), LABEL_NAME: spec.name,
               LABEL_ATTEMPT: str(attempt)}
     if role:

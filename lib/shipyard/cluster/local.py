@@ -43,6 +43,25 @@ def _reap_in_background(proc: subprocess.Popen) -> None:
     threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
 
 
+def ask_supervisor_to_cancel(store, record: JobRecord, wait: float) -> bool:
+    """Flag the job for cancellation and SIGTERM its supervisor (or pipeline driver);
+    return whether the job ended within ``wait`` seconds. False also when the supervisor
+    is gone: the caller then stops what it left running."""
+    store.request_cancel(record.id)
+    alive = is_alive(record.supervisor_pid, record.supervisor_started)
+    if alive:
+        try:
+            os.kill(record.supervisor_pid, signal.SIGTERM)
+        except ProcessLookupError:
+            alive = False
+    deadline = time.monotonic() + wait
+    while alive and time.monotonic() < deadline:
+        if store.get(record.id).state.is_terminal():
+            return True
+        time.sleep(0.05)
+    return False
+
+
 class LocalBackend(Backend):
     """Jobs on this machine, each under a detached supervisor process."""
 
@@ -96,18 +115,8 @@ class LocalBackend(Backend):
     # -- cancelling --------------------------------------------------------------------
 
     def _cancel(self, record: JobRecord, timeout: float) -> None:
-        self.store.request_cancel(record.id)
-        supervisor_alive = is_alive(record.supervisor_pid, record.supervisor_started)
-        if supervisor_alive:
-            try:
-                os.kill(record.supervisor_pid, signal.SIGTERM)
-            except ProcessLookupError:
-                supervisor_alive = False
-        deadline = time.monotonic() + timeout
-        while supervisor_alive and time.monotonic() < deadline:
-            if self.store.get(record.id).state.is_terminal():
-                return
-            time.sleep(0.05)
+        if ask_supervisor_to_cancel(self.store, record, timeout):
+            return
         # The supervisor did not answer in time (or is gone): end the attempt ourselves.
         self._end_attempt(self.store.get(record.id))
         self.store.transition(record.id, JobState.CANCELLED, "cancelled")

@@ -187,12 +187,19 @@ def _json(spec: InputSpec, columns: list[str] | None, partition_size: int) -> dd
     return frame[columns] if columns is not None else frame
 
 
+#: The seed of ``sample``: which rows a sample keeps is part of the spec, not chance.
+SAMPLE_SEED = 0
+
+
 def estimated_bytes(spec: InputSpec) -> int:
-    """An input's size: uncompressed Parquet bytes (from the footers), or the files' sizes."""
+    """An input's size: uncompressed Parquet bytes (from the footers), or the files' sizes
+    (times ``sample``: the share of the rows that is kept)."""
     if spec.resolved_format == "parquet":
-        return parquet_layout(spec).uncompressed_bytes
-    fs, _ = filesystem(spec.path, spec.storage_options)
-    return sum(fs.size(path) or 0 for path in expand(spec.path, spec.storage_options))
+        size = parquet_layout(spec).uncompressed_bytes
+    else:
+        fs, _ = filesystem(spec.path, spec.storage_options)
+        size = sum(fs.size(path) or 0 for path in expand(spec.path, spec.storage_options))
+    return int(size * (spec.sample or 1.0))
 
 
 def read_input(spec: InputSpec, *, columns: list[str] | None = None,
@@ -219,7 +226,12 @@ def read_input(spec: InputSpec, *, columns: list[str] | None = None,
         columns = [c for c in spec.columns if columns is None or c in columns]
     fmt = spec.resolved_format
     if fmt == "parquet":
-        return _parquet(spec, columns, filters, partition_size)
-    if fmt == "csv":
-        return _csv(spec, columns, partition_size)
-    return _json(spec, columns, partition_size)
+        frame = _parquet(spec, columns, filters, partition_size)
+    elif fmt == "csv":
+        frame = _csv(spec, columns, partition_size)
+    else:
+        frame = _json(spec, columns, partition_size)
+    if spec.sample is not None and spec.sample < 1:
+        # seeded per partition: the same rows on every run of the same input
+        frame = frame.sample(frac=spec.sample, random_state=SAMPLE_SEED)
+    return frame

@@ -98,6 +98,9 @@ class InputSpec(_Model):
     compression: str | None = "infer"
     #: decimal128 columns: read as float64 (default), or keep them as Arrow decimals
     decimals: Literal["float64", "keep"] = "float64"
+    #: keep only this share of the rows, drawn at random (seeded: the same rows every
+    #: run); ``shipyard run --sample`` sets it on every input
+    sample: Annotated[float, Field(gt=0, le=1)] | None = None
     storage_options: dict[str, Any] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
 

@@ -31,8 +31,8 @@ from shipyard.jobs.home import Home
 from shipyard.jobs.states import JobState
 from shipyard.jobs.store import JobEvent, JobRecord, JobStore
 
-__all__ = ["Job", "submit", "run", "render", "get_job", "list_jobs", "list_statuses",
-           "exit_code_for"]
+__all__ = ["Job", "submit", "run", "resume", "render", "get_job", "list_jobs",
+           "list_statuses", "exit_code_for"]
 
 def _open(home: str | os.PathLike | Home | None) -> tuple[Home, JobStore]:
     resolved = home if isinstance(home, Home) else Home.from_env(home)
@@ -40,6 +40,11 @@ def _open(home: str | os.PathLike | Home | None) -> tuple[Home, JobStore]:
 
 
 def _backend_for(record: JobRecord, home: Home, store: JobStore) -> Backend:
+    if record.kind == "pipeline":
+        from shipyard.cluster.profiles import resolve_cluster
+        from shipyard.pipelines.backend import PipelineBackend
+
+        return PipelineBackend(resolve_cluster(record.cluster, home.clusters), home, store)
     profile = ClusterProfile(name=record.cluster, backend=record.backend,
                              address=record.cluster_address)
     return get_backend(profile, home, store)
@@ -68,6 +73,27 @@ class Job:
 
     def __repr__(self) -> str:
         return f"Job({self.id!r})"
+
+    @property
+    def is_pipeline(self) -> bool:
+        """Whether this is a pipeline run (its stages are jobs of their own)."""
+        return self._store.get(self.id).kind == "pipeline"
+
+    def stages(self) -> list[dict[str, Any]]:
+        """A pipeline's stages (state, cached, job id, wall time), in spec order; [] for
+        a job."""
+        from shipyard.pipelines.store import stages
+
+        return [stage.to_status() for stage in stages(self._store, self.id)]
+
+    def status_document(self) -> dict[str, Any]:
+        """The ``status --json`` object; a pipeline's has its ``stages`` too."""
+        record = self.status()
+        status = record.to_status()
+        if record.kind == "pipeline":
+            status["kind"] = "pipeline"
+            status["stages"] = {s.pop("name"): s for s in self.stages()}
+        return status
 
     @property
     def run_dir(self) -> Path:
@@ -129,6 +155,16 @@ class Job:
 
         record = self.status()
         path = report_path(self.run_dir)
+        if record.kind == "pipeline":
+            if record.state.is_terminal() and path.is_file():
+                return path
+            from shipyard.pipelines.results import write_pipeline_results
+            from shipyard.spec import load
+
+            spec = load(self.run_dir / "spec.yaml", check_references=False,
+                        base_dir=record.spec_dir)
+            return write_pipeline_results(self.home, self.id, spec, record.state.value,
+                                          record.reason)
         if record.state is JobState.SUCCEEDED:
             if not (self.run_dir / "result.json").is_file():
                 self._backend(record).fetch_results(record)
@@ -166,32 +202,43 @@ class Job:
 
 
 def _as_spec(spec: Any, overrides: Iterable[str] | Mapping[str, Any]):
+    from shipyard.pipelines.spec import PipelineSpec
     from shipyard.spec import JobSpec, load
 
-    if isinstance(spec, JobSpec):
+    if isinstance(spec, (JobSpec, PipelineSpec)):
         if not overrides:
             return spec
-        reloaded = load(spec.to_dict(), overrides)
-        reloaded._source, reloaded._base_dir = spec.source, spec.base_dir
+        reloaded = load(spec.to_dict(), overrides, base_dir=spec.base_dir)
+        reloaded._source = spec.source
         return reloaded
     return load(spec, overrides)
 
 
 def submit(spec: Any, cluster: str | None = None,
            overrides: Iterable[str] | Mapping[str, Any] = (), *,
-           home: str | os.PathLike | Home | None = None) -> Job:
+           home: str | os.PathLike | Home | None = None, sample: float | None = None,
+           no_cache: bool = False, from_stage: str | None = None) -> Job:
     """Validate a spec and submit it; return at once with a :class:`Job`.
 
     Parameters
     ----------
-    spec : path, mapping or JobSpec
-        The job spec (a YAML file, the same structure as a dict, or a loaded spec).
+    spec : path, mapping, JobSpec or PipelineSpec
+        The job or pipeline spec (a YAML file, the same structure as a dict, or a
+        loaded spec).
     cluster : str, optional
         A cluster profile name or ``tcp://host:port``; default ``spec.cluster``, then ``local``.
     overrides : iterable of ``"path=value"``, or mapping
         As ``--set``.
     home : path, optional
         ``SHIPYARD_HOME``.
+    sample : float, optional
+        A trial run: the whole pipeline (or job) on this share of each input, on the
+        local cluster, outputs kept in the run directory.
+    no_cache : bool
+        Pipelines: run every stage even where a cached result would do.
+    from_stage : str, optional
+        Pipelines: run this stage and those after it again; take the stages before it
+        from their latest successful run.
 
     Raises
     ------
@@ -201,22 +248,62 @@ def submit(spec: Any, cluster: str | None = None,
         The cluster cannot be reached (nothing is written).
     """
     from shipyard.cluster.profiles import resolve_cluster
+    from shipyard.pipelines.backend import PipelineBackend, pipeline_of_job
+    from shipyard.pipelines.spec import PipelineSpec
 
     job_spec = _as_spec(spec, overrides)
     resolved_home, store = _open(home)
+    if sample is not None:
+        if not 0 < sample <= 1:
+            raise UsageError(f"--sample {sample:g}: give the share of each input to use, "
+                             "above 0 and at most 1 (e.g. 0.01)")
+        if not isinstance(job_spec, PipelineSpec):
+            job_spec = pipeline_of_job(job_spec)
+        cluster = "local"  # a trial run is local, whatever the spec says
+    if isinstance(job_spec, PipelineSpec):
+        profile = resolve_cluster(cluster or job_spec.spec.cluster, resolved_home.clusters)
+        record = PipelineBackend(profile, resolved_home, store).submit_pipeline(
+            job_spec, sample=sample, no_cache=no_cache, from_stage=from_stage)
+        return Job(record.id, home=resolved_home)
+    if no_cache or from_stage:
+        option = "--no-cache" if no_cache else "--from"
+        raise UsageError(f"{option} is for pipelines (kind: Pipeline); {job_spec.source} "
+                         "is a single job")
     profile = resolve_cluster(cluster or job_spec.spec.cluster, resolved_home.clusters)
     record = get_backend(profile, resolved_home, store).submit(job_spec)
     return Job(record.id, home=resolved_home)
 
 
+def resume(job_id: str, home: str | os.PathLike | Home | None = None) -> Job:
+    """Run a FAILED or CANCELLED pipeline again from where it stopped: its succeeded
+    stages are taken as they are, the others run. Returns the new run at once.
+
+    Raises
+    ------
+    JobNotFoundError, UsageError
+        No such run, a job rather than a pipeline, or a pipeline that did not fail.
+    """
+    resolved_home, store = _open(home)
+    record = store.get(job_id)
+    backend = _backend_for(record, resolved_home, store)
+    if record.kind != "pipeline":
+        from shipyard.pipelines.backend import PipelineBackend
+
+        backend = PipelineBackend(backend.profile, resolved_home, store)
+    new = backend.resume(backend.refresh(record))
+    return Job(new.id, home=resolved_home)
+
+
 def run(spec: Any, cluster: str | None = None,
         overrides: Iterable[str] | Mapping[str, Any] = (), *,
-        home: str | os.PathLike | Home | None = None, timeout: float | None = None) -> Job:
+        home: str | os.PathLike | Home | None = None, timeout: float | None = None,
+        **options: Any) -> Job:
     """Submit a spec and wait for the job to end; return the :class:`Job`.
 
-    Check ``job.status().state`` (or call ``job.result()``, which raises if it failed).
+    ``options`` are :func:`submit`'s (``sample``, ``no_cache``, ``from_stage``). Check
+    ``job.status().state`` (or call ``job.result()``, which raises if it failed).
     """
-    job = submit(spec, cluster=cluster, overrides=overrides, home=home)
+    job = submit(spec, cluster=cluster, overrides=overrides, home=home, **options)
     job.wait(timeout=timeout)
     return job
 

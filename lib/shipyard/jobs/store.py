@@ -27,7 +27,7 @@ from shipyard.jobs.states import ALLOWED_TRANSITIONS, FailureKind, JobState
 
 __all__ = ["JobStore", "JobRecord", "JobEvent", "iso_time"]
 
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id                 TEXT PRIMARY KEY,
@@ -53,7 +53,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     workdir            TEXT,
     spec_dir           TEXT,
     labels             TEXT,
-    external_id        TEXT
+    external_id        TEXT,
+    kind               TEXT NOT NULL DEFAULT 'job'
 );
 CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at);
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state);
@@ -66,6 +67,23 @@ CREATE TABLE IF NOT EXISTS events (
     message  TEXT
 );
 CREATE INDEX IF NOT EXISTS events_by_job ON events (job_id, seq);
+CREATE TABLE IF NOT EXISTS stages (
+    pipeline_id  TEXT NOT NULL REFERENCES jobs (id),
+    name         TEXT NOT NULL,
+    position     INTEGER NOT NULL,
+    workload     TEXT NOT NULL,
+    needs        TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    job_id       TEXT,
+    cached       INTEGER NOT NULL DEFAULT 0,
+    cache_key    TEXT,
+    reused_from  TEXT,
+    reason       TEXT,
+    failure_kind TEXT,
+    started_at   REAL,
+    finished_at  REAL,
+    PRIMARY KEY (pipeline_id, name)
+);
 CREATE TRIGGER IF NOT EXISTS terminal_state_is_final
 BEFORE UPDATE OF state, reason ON jobs
 WHEN OLD.state IN ('SUCCEEDED', 'FAILED', 'CANCELLED')
@@ -172,6 +190,8 @@ class JobRecord:
     spec_dir: str | None
     labels: dict[str, str] = field(default_factory=dict)
     external_id: str | None = None
+    #: ``job``, or ``pipeline`` (its stages are jobs of their own)
+    kind: str = "job"
 
     @classmethod
     def _from_row(cls, row: sqlite3.Row) -> JobRecord:
@@ -252,7 +272,10 @@ class JobStore:
                 time.sleep(0.05)
         conn.execute("BEGIN IMMEDIATE")
         try:
-            if conn.execute("PRAGMA user_version").fetchone()[0] != _SCHEMA_VERSION:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version != _SCHEMA_VERSION:
+                if version == 1:  # before pipelines: jobs had no kind
+                    conn.execute("ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'job'")
                 for statement in _statements(_SCHEMA):
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
@@ -368,8 +391,10 @@ class JobStore:
         workdir: str | None = None,
         spec_dir: str | None = None,
         labels: dict[str, str] | None = None,
+        kind: str = "job",
     ) -> JobRecord:
-        """Insert a new PENDING job; ``make_id`` is called again if its id is taken."""
+        """Insert a new PENDING job (or pipeline, ``kind``); ``make_id`` is called again if
+        its id is taken."""
         now = time.time()
         for _ in range(20):
             job_id = make_id()
@@ -378,10 +403,10 @@ class JobStore:
                     conn.execute(
                         "INSERT INTO jobs (id, name, state, attempt, max_attempts, timeout_s,"
                         " cluster, backend, cluster_address, created_at, workdir, spec_dir,"
-                        " labels) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        " labels, kind) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (job_id, name, JobState.PENDING.value, max_attempts, timeout_s,
                          cluster, backend, cluster_address, now, workdir, spec_dir,
-                         json.dumps(labels or {})),
+                         json.dumps(labels or {}), kind),
                     )
                     self._log(conn, job_id, now, JobState.PENDING.value, 1, "submitted")
                 return self.get(job_id)

@@ -239,7 +239,9 @@ def _draw_curves(figures: FigureSet, y: Any, scores: np.ndarray, classes: Sequen
     """``roc_curve`` and ``precision_recall``: the best model's curves on the test
     rows (:func:`curve_data`), AUC and average precision in the legends."""
     binary = len(classes) == 2
-    which = (f"of the positive class {classes[1]!r}" if binary
+    # .item(): a NumPy scalar's repr reads np.int64(1) in the caption
+    positive = classes[1].item() if hasattr(classes[1], "item") else classes[1]
+    which = (f"of the positive class {positive!r}" if binary
              else "one-vs-rest for each class")
     for kind, figure, title, axes_labels, area in (
             ("roc", "roc_curve", "ROC curve", ("false positive rate",

@@ -162,8 +162,27 @@ def _python(result: dict[str, Any]) -> list[Table]:
     return [Table("Returned value", ["value"], [[_short(value, 400)]])]
 
 
+def _pipeline(result: dict[str, Any]) -> list[Table]:
+    stages = result.get("stages") or {}
+    overview = Table("Stages", ["stage", "workload", "state", "cached", "seconds", "job",
+                                "reason"])
+    tables = [overview]
+    for name, stage in stages.items():
+        overview.rows.append([name, stage.get("workload"), stage.get("state"),
+                              "yes" if stage.get("cached") else "no", stage.get("seconds"),
+                              stage.get("job_id") or "", stage.get("reason") or ""])
+        build = _BY_WORKLOAD.get(stage.get("workload") or "")
+        if build is not None and stage.get("result"):
+            for table in build(stage["result"]):
+                table.title = f"{name}: {table.title}"
+                tables.append(table)
+    overview.note = ("Cached stages reuse the result of the job named (same spec, inputs "
+                     "and code); each stage's own page is runs/<job>/report/index.html.")
+    return tables
+
+
 _BY_WORKLOAD = {"dataframe": _dataframe, "sklearn": _sklearn, "torch": _torch,
-                "python": _python}
+                "python": _python, "pipeline": _pipeline}
 
 
 def result_tables(workload: str | None, result: dict[str, Any]) -> list[Table]:

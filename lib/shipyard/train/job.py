@@ -179,10 +179,14 @@ def _read_dataset(data: TrainDataSpec, columns: list[str] | None):
         kwargs["filesystem"] = PyFileSystem(FSSpecHandler(fs))
     fmt = data.resolved_format
     if fmt == "parquet":
-        return ray.data.read_parquet(path, columns=columns, **kwargs)
-    dataset = (ray.data.read_csv(path, **kwargs) if fmt == "csv"
-               else ray.data.read_json(path, lines=True, **kwargs))
-    return dataset.select_columns(columns) if columns else dataset
+        dataset = ray.data.read_parquet(path, columns=columns, **kwargs)
+    else:
+        dataset = (ray.data.read_csv(path, **kwargs) if fmt == "csv"
+                   else ray.data.read_json(path, lines=True, **kwargs))
+        dataset = dataset.select_columns(columns) if columns else dataset
+    if data.sample is not None and data.sample < 1:
+        dataset = dataset.random_sample(data.sample, seed=data.seed)
+    return dataset
 
 
 def loop_config(block: TorchWorkload) -> dict[str, Any]:
