@@ -47,7 +47,11 @@ def bucket(s3_server):
 
     for key, value in AWS.items():
         os.environ.setdefault(key, value)
-    s3fs.S3FileSystem(endpoint_url=s3_server).mkdir("runs")
+    fs = s3fs.S3FileSystem(endpoint_url=s3_server)
+    # the S3 server lives for the session: another module (test_pipeline_k8s) may have
+    # made the bucket already
+    if not fs.exists("runs"):
+        fs.mkdir("runs")
     return s3_server
 
 
