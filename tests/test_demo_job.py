@@ -106,7 +106,11 @@ def test_the_quickstart_pipeline_on_a_sample(home, tmp_path):
     assert list(models["models"]) == ["logreg", "forest", "boosting"]
     assert len(models["comparisons"]) == 3
     assert all(0.5 < m["cv_mean"] <= 1 for m in models["models"].values())
-    assert 0 <= stages["network"]["result"]["test_metrics"]["test_accuracy"] <= 1
+    network = stages["network"]["result"]
+    # the sample's ~800 training rows, shared by 2 workers, are fewer than a batch of 512
+    # each: they train on them all the same
+    assert 500 < network["metrics"][0]["samples"] < 1000, network["metrics"]
+    assert 0 <= network["test_metrics"]["test_accuracy"] <= 1
     # models and network need only features: they ran at the same time
     times = {n: (stages[n]["started_at"], stages[n]["finished_at"]) for n in ("models", "network")}
     assert times["models"][0] < times["network"][1] and times["network"][0] < times["models"][1]

@@ -91,10 +91,11 @@ class RaySession:
                 context = ray.init(address=self.address, logging_level=logging.WARNING)
             else:
                 res = self.resources
+                planned = self.planned_resources()
                 context = ray.init(
                     address="local",
-                    num_cpus=res.workers * res.threads_per_worker,
-                    num_gpus=_local_gpus(),
+                    num_cpus=int(planned["CPU"]),
+                    num_gpus=int(planned["GPU"]),
                     object_store_memory=LOCAL_OBJECT_STORE_BYTES,
                     # the dashboard also serves the State API Ray Train's clean-up
                     # actor polls; without it that actor warns every few seconds
@@ -115,6 +116,15 @@ class RaySession:
         self.dashboard_url = getattr(context, "dashboard_url", None) or None
         log.info("Ray %s in %.1fs: %s", "connected" if self.address else "started",
                  self.start_seconds, self.describe())
+
+    def planned_resources(self) -> dict[str, float] | None:
+        """What a local instance will have once started (``CPU``, ``GPU``), known
+        without starting it; None for an existing cluster, which only it can say."""
+        if self.address:
+            return None
+        res = self.resources
+        return {"CPU": float(res.workers * res.threads_per_worker),
+                "GPU": float(_local_gpus())}
 
     def cluster_resources(self) -> dict[str, float]:
         """The cluster's total resources (``CPU``, ``GPU``, ``memory``, ...)."""

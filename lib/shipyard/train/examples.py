@@ -143,13 +143,18 @@ def tabular_mlp(config: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("tabular_mlp evaluates on held-out rows: set torch.data.validation "
                          "above 0") from None
 
-    def batches(shard, drop_last=False):
-        return session.tabular_batches(shard, batch_size, features, target, drop_last)
+    def batches(shard):
+        return session.tabular_batches(shard, batch_size, features, target)
+
+    def training_batches():
+        # a last batch of one row would break BatchNorm's statistics; the shards are of
+        # equal size, so every worker leaves out the same step. (Dropping every incomplete
+        # batch would leave a worker whose share is below batch_size nothing to train on.)
+        return ((x, y) for x, y in batches(train) if len(y) > 1)
 
     example = torch.zeros(2, len(features))
     for _epoch in session.epochs(model, optimizer):
-        # a last batch of one row would break BatchNorm's statistics
-        stats = session.train_epoch(model, batches(train, drop_last=True), optimizer, loss_fn)
+        stats = session.train_epoch(model, training_batches(), optimizer, loss_fn)
         stats.update(session.evaluate(model, batches(held_out), loss_fn, num_classes=classes))
         session.report(stats, model, optimizer, export_input=example)
     return session.evaluate(model, batches(held_out), loss_fn, num_classes=classes,

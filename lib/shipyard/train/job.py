@@ -216,11 +216,9 @@ def _datasets(block: TorchWorkload, config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _wait_for_capacity(ray_session: RaySession, scaling: ScalingSpec) -> None:
-    """Check the workers fit. A local instance is what it is; an existing cluster may
-    still be growing (an autoscaler), so it gets ``placement_timeout`` to get there."""
-    if not ray_session.address:
-        check_placeable(scaling, ray_session.cluster_resources(), "the local Ray instance")
-        return
+    """Check the workers fit an existing cluster, which may still be growing (an
+    autoscaler), so it gets ``placement_timeout`` to get there. (A local instance is what
+    it is: :func:`run` checks it before starting it.)"""
     deadline = time.monotonic() + scaling.placement_timeout
     while True:
         try:
@@ -296,10 +294,15 @@ def run(block: TorchWorkload, ctx: JobContext) -> dict[str, Any]:
     from ray.train.v2.api.config import LoggingConfig
 
     ray_session = ctx.ray
+    planned = ray_session.planned_resources()
+    if planned is not None:
+        # what a local instance cannot place is refused before paying for its start
+        check_placeable(block.scaling, planned, "the local Ray instance")
     ctx.progress("start", message="starting Ray")
     ray_session.start()
     ctx.progress(ray=ray_session.describe(), ray_dashboard=ray_session.dashboard_url)
-    _wait_for_capacity(ray_session, block.scaling)
+    if planned is None:
+        _wait_for_capacity(ray_session, block.scaling)
     config = loop_config(block)
     datasets = _datasets(block, config) if block.data is not None else None
     loop = resolve_callable(block.train_loop)

@@ -272,7 +272,12 @@ class TrainSession:
         sums = torch.stack([loss_sum.double(), correct.double(),
                             torch.tensor(float(count), dtype=torch.float64, device=self.device)])
         sums = self._all_sum(sums).tolist()
-        count = max(sums[2], 1.0)
+        if sums[2] == 0:
+            # every worker sees the same sums, so all of them stop here, none waits
+            raise ValueError("an epoch went by without a single training row: the training "
+                             "data is empty, or each worker's share is smaller than one "
+                             "batch and the loop drops incomplete batches")
+        count = sums[2]
         stats = {"train_loss": sums[0] / count, "samples": int(sums[2]),
                  "samples_per_s": sums[2] / seconds if seconds > 0 else 0.0}
         if classify:
