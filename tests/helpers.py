@@ -52,3 +52,22 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: fl
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def pipeline_doc(*stages: dict, name: str = "pipe", **spec: Any) -> dict:
+    """A ``kind: Pipeline`` spec as a dict."""
+    return {"apiVersion": "shipyard/v1", "kind": "Pipeline", "metadata": {"name": name},
+            "spec": {**spec, "stages": list(stages)}}
+
+
+def python_stage(name: str, entrypoint: str, needs=(), declared: str | None = None,
+                 **params: Any) -> dict:
+    """A pipeline stage running a python workload; ``declared`` is its ``output:`` (what
+    ``${stages.NAME.output}`` means)."""
+    stage: dict[str, Any] = {"name": name, "python": {"entrypoint": entrypoint,
+                                                      "params": params}}
+    if needs:
+        stage["needs"] = list(needs)
+    if declared is not None:
+        stage["output"] = declared
+    return stage

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import pandas as pd
 import psutil
 import pytest
 import yaml
@@ -9,7 +12,7 @@ from distributed import LocalCluster
 
 import shipyard
 from shipyard.jobs.states import JobState
-from helpers import job_doc, shipyard as cli, shipyard_json
+from helpers import job_doc, pipeline_doc, python_stage, shipyard as cli, shipyard_json
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +30,6 @@ def test_a_job_computes_on_an_existing_scheduler(home, write_spec, scheduler):
     assert proc.returncode == 0, proc.stderr
     document = shipyard_json("status", shipyard_json("list")[0]["id"])
     assert document["cluster"] == address and document["backend"] == "dask"
-    import json
     value = json.loads(proc.stdout)["result"]["value"]
     assert value["sum"] == sum(range(1000))
     assert value["scheduler"] == address
@@ -42,6 +44,28 @@ def test_a_profile_file_names_a_scheduler(home, tmp_path, scheduler):
     job = shipyard.run(job_doc("jobfuncs:dask_sum", cluster="team"))
     assert job.status().cluster == "team"
     assert job.result()["value"]["scheduler"] == scheduler.scheduler_address
+
+
+def test_a_pipelines_stages_compute_on_an_existing_scheduler(home, tmp_path, scheduler):
+    address = scheduler.scheduler_address
+    (tmp_path / "raw.csv").write_text("x\n" + "".join(f"{i}\n" for i in range(100)))
+    document = pipeline_doc(
+        {"name": "prep", "dataframe": {"inputs": {"main": {"path": "raw.csv"}},
+                                       "steps": [{"assign": {"y": "x * 2"}}],
+                                       "output": {"path": "out/prep.parquet"}}},
+        python_stage("sum", "jobfuncs:dask_sum", needs=["prep"], n=100))
+    path = tmp_path / "pipe.yaml"
+    path.write_text(yaml.safe_dump(document))
+    proc = cli("run", str(path), "--cluster", address, "--json", timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    final = json.loads(proc.stdout)
+    stages = final["result"]["stages"]
+    assert stages["sum"]["result"]["value"]["scheduler"] == address
+    assert shipyard_json("status", stages["prep"]["job_id"])["cluster"] == address
+    # no cluster of the pipeline's own was started beside the user's
+    assert "pipeline's Dask cluster" not in cli("logs", final["id"]).stdout
+    assert pd.read_parquet(tmp_path / "out" / "prep.parquet")["y"].tolist() == [
+        2 * i for i in range(100)]
 
 
 def test_an_existing_scheduler_is_not_started_or_stopped(home, scheduler):

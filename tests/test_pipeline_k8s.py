@@ -19,7 +19,7 @@ import yaml
 
 import shipyard
 import test_k8s_backend
-from helpers import wait_until
+from helpers import pipeline_doc, python_stage, wait_until
 from shipyard.cluster.k8s_render import resource_name
 from test_k8s_backend import CONTROLLER_AGENT, NS, Cluster, _labels, _terminated
 
@@ -30,13 +30,8 @@ emulator, bucket, cluster = (test_k8s_backend.emulator, test_k8s_backend.bucket,
 
 def _pipeline_doc(name: str) -> dict:
     """Two python stages, ``b`` needing ``a``."""
-    return {
-        "apiVersion": "shipyard/v1", "kind": "Pipeline", "metadata": {"name": name},
-        "spec": {"stages": [
-            {"name": "a", "python": {"entrypoint": "jobfuncs:echo", "params": {"value": "A"}}},
-            {"name": "b", "needs": ["a"],
-             "python": {"entrypoint": "jobfuncs:echo", "params": {"value": "B"}}},
-        ]}}
+    return pipeline_doc(python_stage("a", "jobfuncs:echo", value="A"),
+                        python_stage("b", "jobfuncs:echo", needs=["a"], value="B"), name=name)
 
 
 def _pipeline_jobs(cluster: Cluster, pipeline: str) -> dict[str, dict]:

@@ -20,23 +20,12 @@ from shipyard.errors import SpecError, UsageError
 from shipyard.jobs.api import get_job, resume
 from shipyard.jobs.states import JobState
 from shipyard.pipelines.spec import load_pipeline
-from helpers import shipyard as cli, wait_until
+from helpers import pipeline_doc as pipeline, python_stage, shipyard as cli, wait_until
 
 
 def stage(name: str, entrypoint: str, needs=(), declared: str | None = None, **params):
-    """A python stage; ``declared`` is its ``output:`` (what ${stages.NAME.output} means)."""
-    entry = {"name": name, "python": {"entrypoint": f"pipeline_steps:{entrypoint}",
-                                      "params": params}}
-    if needs:
-        entry["needs"] = list(needs)
-    if declared is not None:
-        entry["output"] = declared
-    return entry
-
-
-def pipeline(*stages, name: str = "pipe", **spec) -> dict:
-    return {"apiVersion": "shipyard/v1", "kind": "Pipeline", "metadata": {"name": name},
-            "spec": {**spec, "stages": list(stages)}}
+    """A stage running one of tests/fixtures/pipeline_steps.py's functions."""
+    return python_stage(name, f"pipeline_steps:{entrypoint}", needs, declared, **params)
 
 
 def write(tmp_path: Path, document: dict, name: str = "pipe.yaml") -> Path:

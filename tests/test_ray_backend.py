@@ -22,7 +22,8 @@ from shipyard.cluster.ray_jobs import submission_id
 from shipyard.jobs.home import Home
 from shipyard.jobs.procs import terminate_tree
 from shipyard.jobs.store import JobStore
-from helpers import ROOT, shipyard as cli, shipyard_json, wait_until
+from helpers import (ROOT, pipeline_doc, python_stage, shipyard as cli, shipyard_json,
+                     wait_until)
 
 
 def _free_port() -> int:
@@ -42,6 +43,9 @@ def ray_head():
     env = dict(os.environ)
     # the jobs' entrypoint runs `python` from the head's PATH: this environment's
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    # on SIGTERM the head first drains its node, waiting up to 30 s for actors still there
+    # (Ray Train leaves a detached one) to go: there is nothing to drain for
+    env["RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"] = "0"
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
          f"--port={_free_port()}", "--num-cpus=2", "--include-dashboard=true",
@@ -65,9 +69,17 @@ def ray_head():
             return None
 
     try:
-        client = wait_until(jobs_api_up, timeout=90, interval=1.0, what="the Ray Jobs API")
+        client = wait_until(jobs_api_up, timeout=90, interval=0.25, what="the Ray Jobs API")
         yield address, client
     finally:
+        # `ray start --block` stops its processes in order on SIGTERM (about 2 s); the
+        # same signal sent to all of them at once leaves the `ray` process draining a node
+        # whose GCS is gone until the grace below runs out. What outlives it gets that.
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            pass
         terminate_tree(proc.pid, proc.pid, grace=10.0)
         shutil.rmtree(temp, ignore_errors=True)
 
@@ -151,6 +163,26 @@ def test_a_torch_job_trains_on_the_ray_cluster(home, ray_head):
     assert Path(result["artifacts"]["exported_model"]).is_file()
 
 
+def test_a_pipeline_runs_each_stage_as_a_ray_job(home, tmp_path, ray_head):
+    address, client = ray_head
+    document = pipeline_doc(
+        python_stage("a", "pipeline_steps:write", declared="out/a.txt", text="A",
+                     output="${output}"),
+        python_stage("b", "pipeline_steps:concat", needs=["a"], declared="out/b.txt",
+                     inputs=["${stages.a.output}", "${stages.a.output}"], output="${output}"))
+    path = tmp_path / "pipe.yaml"
+    path.write_text(yaml.safe_dump(document))
+    final = shipyard_json("run", str(path), "--cluster", address, timeout=180)
+    assert final["state"] == "SUCCEEDED", final
+    stages = final["result"]["stages"]
+    assert stages["b"]["result"]["value"] == {"text": "A+A"}
+    for name in ("a", "b"):
+        stage_job = shipyard_json("status", stages[name]["job_id"])
+        assert stage_job["cluster"] == address
+        assert client.get_job_status(stages[name]["job_id"]) == "SUCCEEDED"
+    assert (tmp_path / "out" / "b.txt").read_text() == "A+A"
+
+
 def test_an_unreachable_ray_cluster_exits_3_and_records_nothing(home, tmp_path):
     proc = cli("submit", python_spec(tmp_path, "jobfuncs:echo"), "--cluster",
                f"http://127.0.0.1:{_free_port()}")
@@ -159,22 +191,26 @@ def test_an_unreachable_ray_cluster_exits_3_and_records_nothing(home, tmp_path):
     assert json.loads(cli("list", "--json").stdout) == []
 
 
-def test_workers_a_busy_cluster_cannot_place_fail_after_the_placement_timeout(home, ray_head):
+def test_workers_a_busy_cluster_cannot_place_fail_after_the_placement_timeout(home, tmp_path,
+                                                                            ray_head):
     address, _ = ray_head
     digits = str(ROOT / "jobs" / "digits-cnn.yaml")
-    # job A holds both CPUs of the head with its 2 workers for a while
-    holder = cli("submit", digits, "--cluster", address, "--set", "spec.torch.config.epochs=30",
-                 "--set", "spec.torch.config.batch_size=2", check=True).stdout.strip()
+    # job A holds both CPUs of the head (a placement group, as training workers take them)
+    # for a while; unlike training workers it needs no worker processes, and burns no CPU
+    holder = cli("submit", python_spec(tmp_path, "jobfuncs:hold_ray_cpus", {"seconds": 120}),
+                 "--cluster", address, check=True).stdout.strip()
 
-    def training():
-        progress = shipyard_json("status", holder).get("progress") or {}
-        return progress.get("phase") == "train"
+    def holding():
+        record = shipyard_json("status", holder)
+        assert record["state"] in ("PENDING", "RUNNING"), record
+        progress = record.get("progress") or {}
+        return progress.get("phase") == "holding" and progress.get("cpus") == 2
 
     try:
-        wait_until(training, timeout=120, interval=0.5, what="job A training")
+        wait_until(holding, timeout=120, interval=0.25, what="job A holding the CPUs")
         proc = cli("run", digits, "--cluster", address, "--set", "spec.retries=0",
-                   "--set", "spec.torch.scaling.placement_timeout=5s", timeout=120)
+                   "--set", "spec.torch.scaling.placement_timeout=2s", timeout=120)
         assert proc.returncode == 3, proc.stdout + proc.stderr
-        assert "could not place 2 training workers within 5s" in proc.stderr + proc.stdout
+        assert "could not place 2 training workers within 2s" in proc.stderr + proc.stdout
     finally:
         cli("cancel", holder)
