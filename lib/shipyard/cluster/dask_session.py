@@ -132,6 +132,10 @@ class DaskSession:
         environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
         environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
         dask.config.set({"distributed.nanny.pre-spawn-environ": environ})
+        # The scheduler runs in this process; its P2P shuffle plugin logs each shuffle's
+        # start and end at WARNING (two lines per merge or sort), which buried the job's
+        # own lines. Its real problems still come up as errors.
+        logging.getLogger("distributed.shuffle._scheduler_plugin").setLevel(logging.ERROR)
         try:
             self._cluster = LocalCluster(
                 local_directory=self.scratch_dir,
