@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -109,6 +110,17 @@ MemorySize = Annotated[int, BeforeValidator(_memory),
 Count = Annotated[int, Strict()]
 
 
+def _dns_label(name: str) -> str:
+    problem = dns_label_problem(name)
+    if problem:
+        raise ValueError(problem)
+    return name
+
+
+#: A job's, pipeline's or stage's name: a DNS-1123 label (see :func:`dns_label_problem`).
+DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -136,16 +148,8 @@ def dns_label_problem(name: str) -> str | None:
 class Metadata(_Model):
     """``metadata``: the job's name and optional labels."""
 
-    name: str
+    name: DnsLabel
     labels: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("name")
-    @classmethod
-    def _name_is_dns_label(cls, name: str) -> str:
-        problem = dns_label_problem(name)
-        if problem:
-            raise ValueError(problem)
-        return name
 
     @field_validator("labels")
     @classmethod

@@ -48,12 +48,11 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError,
-                      field_validator, model_validator)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shipyard.errors import SpecError
-from shipyard.spec import (WORKLOADS, Count, Duration, ReportSettings, Resources,
-                           SpecDocument, dns_label_problem)
+from shipyard.spec import (WORKLOADS, Count, DnsLabel, Duration, ReportSettings, Resources,
+                           SpecDocument)
 from shipyard.spec_errors import describe_errors
 
 __all__ = ["PipelineSpec", "Stage", "load_pipeline", "stage_job_name"]
@@ -83,7 +82,7 @@ class Stage(_Model):
     """One entry of ``spec.stages``: a name, what it needs, and one workload block (kept
     as written here; it is validated as a job spec of its own)."""
 
-    name: str
+    name: DnsLabel
     needs: list[str] = Field(default_factory=list)
     output: str | None = None
     resources: Resources | None = None
@@ -93,14 +92,6 @@ class Stage(_Model):
     sklearn: dict[str, Any] | None = None
     torch: dict[str, Any] | None = None
     python: dict[str, Any] | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _name_is_dns_label(cls, name: str) -> str:
-        problem = dns_label_problem(name)
-        if problem:
-            raise ValueError(problem)
-        return name
 
     @model_validator(mode="after")
     def _exactly_one_workload(self) -> Stage:
