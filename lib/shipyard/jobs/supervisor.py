@@ -26,6 +26,7 @@ import time
 from typing import Any
 
 from shipyard.jobs.home import Home, attempt_log_path, attempt_outcome_path, read_outcome
+from shipyard.jobs.process_main import job_process_main
 from shipyard.jobs.procs import start_time, terminate_tree
 from shipyard.jobs.states import FailureKind, JobState
 from shipyard.jobs.store import JobRecord, JobStore
@@ -187,25 +188,14 @@ class Supervisor:
             self.store.transition(self.job_id, JobState.FAILED, reason, failure_kind=kind)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m shipyard.jobs.supervisor JOB_ID", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-    supervisor = Supervisor(Home.from_env(), args[0])
+def _start(home: Home, job_id: str):
+    supervisor = Supervisor(home, job_id)
     supervisor.install_signal_handlers()
-    try:
-        state = supervisor.run()
-    except Exception as err:
-        log.exception("supervisor failed")
-        supervisor.store.transition(args[0], JobState.FAILED,
-                                    f"supervisor error: {type(err).__name__}: {err}",
-                                    failure_kind=FailureKind.ERROR)
-        return 1
-    log.info("job %s ended %s", args[0], state)
-    return 0
+    return supervisor.run
+
+
+def main(argv: list[str] | None = None) -> int:
+    return job_process_main("shipyard.jobs.supervisor", "supervisor", _start, log, argv)
 
 
 if __name__ == "__main__":

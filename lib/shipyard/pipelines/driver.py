@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.jobs.home import Home
+from shipyard.jobs.process_main import job_process_main
 from shipyard.jobs.states import FailureKind, JobState
 from shipyard.jobs.store import JobStore
 from shipyard.pipelines import store as stage_store
@@ -333,29 +334,17 @@ def stop_stages(home: Home, store: JobStore, pipeline_id: str, why: str) -> list
     return done
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m shipyard.pipelines.driver PIPELINE_ID", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+def _start(home: Home, pipeline_id: str):
     # the shared cluster's scheduler and workers would narrate every task at INFO here
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
-    home = Home.from_env()
-    try:
-        driver = PipelineDriver(home, args[0])
-        signal.signal(signal.SIGTERM, lambda *_: driver.cancel_signalled.set())
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        state = driver.run()
-    except Exception as err:
-        log.exception("pipeline driver failed")
-        JobStore(home.db).transition(args[0], JobState.FAILED,
-                                     f"pipeline driver error: {type(err).__name__}: {err}",
-                                     failure_kind=FailureKind.ERROR)
-        return 1
-    log.info("pipeline %s ended %s", args[0], state)
-    return 0
+    driver = PipelineDriver(home, pipeline_id)
+    signal.signal(signal.SIGTERM, lambda *_: driver.cancel_signalled.set())
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    return driver.run
+
+
+def main(argv: list[str] | None = None) -> int:
+    return job_process_main("shipyard.pipelines.driver", "pipeline driver", _start, log, argv)
 
 
 if __name__ == "__main__":
