@@ -18,9 +18,11 @@ import yaml
 import shipyard
 from shipyard.errors import SpecError, UsageError
 from shipyard.jobs.api import get_job, resume
+from shipyard.jobs.procs import is_alive
 from shipyard.jobs.states import JobState
 from shipyard.pipelines.spec import load_pipeline
-from helpers import pipeline_doc as pipeline, python_stage, shipyard as cli, wait_until
+from helpers import (job_doc, pipeline_doc as pipeline, python_stage, shipyard as cli,
+                     wait_until)
 
 
 def stage(name: str, entrypoint: str, needs=(), declared: str | None = None, **params):
@@ -196,7 +198,14 @@ def test_a_second_run_takes_every_stage_from_the_cache_until_an_input_changes(tm
 def test_a_failed_stage_skips_what_follows_and_resume_reruns_only_from_it(tmp_path, home):
     flag = tmp_path / "broken"
     flag.write_text("")
-    path = write(tmp_path, diamond(tmp_path, fail_if=str(flag)))
+    # the stages' module lies beside the spec, not on the path: the resumed run finds it
+    # there too (it is read from the spec's own directory, not from the run's copy's)
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "steps_beside.py").write_text("from pipeline_steps import concat, write\n")
+    path = specs / "pipe.yaml"
+    path.write_text(yaml.safe_dump(diamond(tmp_path, fail_if=str(flag)))
+                    .replace("pipeline_steps:", "steps_beside:"))
     proc = cli("run", str(path), timeout=120)
     assert proc.returncode == 1, proc.stderr
     assert "stage 'c' failed: RuntimeError: asked to fail" in proc.stderr
@@ -223,7 +232,8 @@ def test_a_failed_stage_skips_what_follows_and_resume_reruns_only_from_it(tmp_pa
 
 
 def test_from_a_stage_reruns_it_and_what_follows_and_reuses_the_rest(tmp_path, home):
-    path = write(tmp_path, diamond(tmp_path))
+    flag = tmp_path / "broken"
+    path = write(tmp_path, diamond(tmp_path, fail_if=str(flag)))
     first = shipyard.run(path)
     again = shipyard.run(path, from_stage="c")
     assert states(again) == {"a": ("SUCCEEDED", True), "b": ("SUCCEEDED", True),
@@ -231,6 +241,16 @@ def test_from_a_stage_reruns_it_and_what_follows_and_reuses_the_rest(tmp_path, h
     assert again.status_document()["stages"]["a"]["reused_from"] == first.id
     with pytest.raises(UsageError, match="--from e: the pipeline has no such stage"):
         shipyard.submit(path, from_stage="e")
+
+    # resumed, a --from run keeps its options: c runs again, not from the cache
+    flag.write_text("")
+    failed = shipyard.run(path, from_stage="c")
+    assert states(failed)["c"] == ("FAILED", False)
+    flag.unlink()
+    resumed = resume(failed.id)
+    assert resumed.wait(timeout=120).state is JobState.SUCCEEDED
+    assert states(resumed) == {"a": ("SUCCEEDED", True), "b": ("SUCCEEDED", True),
+                               "c": ("SUCCEEDED", False), "d": ("SUCCEEDED", False)}
 
 
 def test_bad_input_in_a_stage_fails_the_pipeline_with_exit_2(tmp_path, home):
@@ -265,6 +285,79 @@ def test_a_killed_driver_is_started_again_and_the_pipeline_finishes(tmp_path, ho
     assert any("pipeline driver lost; starting it again" in (e.message or "")
                for e in job.events())
     assert Path("out/d.txt").read_text() == "A+B"
+
+
+def test_reading_the_list_restarts_a_lost_driver_even_after_a_lost_job(tmp_path, home):
+    # a job and a pipeline on the same cluster, each of whose process was killed: the
+    # list reconciles each with its own kind's backend
+    job = shipyard.submit(job_doc("pipeline_steps:sleep", {"seconds": 60}))
+    wait_until(lambda: job.status().state is JobState.RUNNING, timeout=30)
+    pipe = shipyard.submit(write(tmp_path, pipeline(stage("slow", "sleep", seconds=60))))
+    wait_until(lambda: pipe.status_document()["stages"]["slow"]["state"] == "RUNNING",
+               timeout=30)
+    for lost in (job, pipe):
+        record = lost._store.get(lost.id)
+        os.kill(record.supervisor_pid, signal.SIGKILL)
+        wait_until(lambda: not is_alive(record.supervisor_pid, record.supervisor_started),
+                   timeout=10, what="the process to be gone")
+    try:
+        records = {r.id: r for r in shipyard.list_jobs()}
+        assert records[job.id].state is JobState.FAILED
+        assert records[pipe.id].state is JobState.RUNNING, records[pipe.id].reason
+        assert any("pipeline driver lost; starting it again" in (e.message or "")
+                   for e in pipe.events())
+    finally:
+        pipe.cancel()
+
+
+def test_stages_computing_on_a_lost_drivers_cluster_run_again(tmp_path, home):
+    # the driver's Dask cluster (its scheduler lives in the driver) goes with it
+    (tmp_path / "raw.csv").write_text("x\n1\n2\n")
+    document = pipeline(
+        python_stage("slow", "jobfuncs:slow_tasks", tasks=30, seconds=0.2),
+        {"name": "prep", "needs": ["slow"], "resources": {"workers": 1},
+         "dataframe": {"inputs": {"main": {"path": "raw.csv"}},
+                       "steps": [{"assign": {"y": "x * 2"}}],
+                       "output": {"path": "out/prep.parquet"}}})
+    job = shipyard.submit(write(tmp_path, document))
+
+    def computing():
+        stage = job.status_document()["stages"]["slow"]
+        if stage["state"] != "RUNNING":
+            return None
+        progress = get_job(stage["job_id"]).status().progress or {}
+        return stage["job_id"] if progress.get("phase") == "square" else None
+
+    first = wait_until(computing, timeout=60, what="the slow stage computing")
+    os.kill(job._store.get(job.id).supervisor_pid, signal.SIGKILL)
+    record = job.wait(timeout=180)
+    assert record.state is JobState.SUCCEEDED, record.reason
+    slow = job.result()["stages"]["slow"]
+    assert slow["job_id"] != first and slow["result"]["value"]["total"] == sum(
+        i * i for i in range(30))
+    assert get_job(first).status().state in (JobState.CANCELLED, JobState.FAILED)
+    assert any("its Dask cluster was lost with the pipeline driver" in (e.message or "")
+               for e in job.events())
+
+
+def test_a_failed_trial_run_resumes_on_its_sample(tmp_path, home):
+    flag = tmp_path / "broken"
+    flag.write_text("")
+    path = write(tmp_path, diamond(tmp_path, fail_if=str(flag)))
+    with pytest.raises(UsageError, match="do not go together"):
+        shipyard.submit(path, sample=0.5, from_stage="c")
+    single = job_doc("pipeline_steps:write", {"output": "out/x.txt"})
+    with pytest.raises(UsageError, match="--no-cache is for pipelines"):
+        shipyard.submit(single, sample=0.5, no_cache=True)
+    trial = shipyard.run(path, sample=0.5)
+    assert states(trial)["c"] == ("FAILED", False)
+    flag.unlink()
+    resumed = resume(trial.id)
+    assert resumed.wait(timeout=120).state is JobState.SUCCEEDED
+    # c read what the first run's a and b wrote, where that run wrote it
+    d = Path(resumed.result()["stages"]["d"]["output"])
+    assert d.is_relative_to(home / "runs" / trial.id / "sample") and d.read_text() == "A+B"
+    assert not Path("out").exists()
 
 
 def test_a_trial_run_samples_inputs_and_leaves_real_outputs_alone(tmp_path, home):

@@ -339,8 +339,8 @@ def load(
         Read the input schemas (False for a pipeline stage whose inputs an earlier
         stage writes).
     base_dir : str, optional
-        Where entrypoint modules are looked for first, for a mapping (a file's own
-        directory otherwise).
+        Where entrypoint modules are looked for first (default: a file's own
+        directory; none for a mapping).
 
     Returns
     -------
@@ -357,7 +357,9 @@ def load(
         name, document = "the job spec", dict(source)
     else:
         path = Path(source)
-        name, base_dir, document = str(path), str(path.resolve().parent), _read_document(path)
+        # a run's stored copy of a spec is read with the directory of the original
+        name, document = str(path), _read_document(path)
+        base_dir = base_dir or str(path.resolve().parent)
         if document is None:
             raise SpecError(
                 f"{path} is empty; a job spec is a mapping with apiVersion, kind, "

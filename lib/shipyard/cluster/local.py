@@ -59,7 +59,9 @@ def ask_supervisor_to_cancel(store, record: JobRecord, wait: float) -> bool:
         if store.get(record.id).state.is_terminal():
             return True
         time.sleep(0.05)
-    return False
+        # a process signalled before it set its handler (just started) dies of it
+        alive = is_alive(record.supervisor_pid, record.supervisor_started)
+    return store.get(record.id).state.is_terminal()
 
 
 class LocalBackend(Backend):

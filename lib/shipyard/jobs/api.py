@@ -158,13 +158,15 @@ class Job:
         if record.kind == "pipeline":
             if record.state.is_terminal() and path.is_file():
                 return path
+            from shipyard.pipelines.driver import read_options, sample_dir_of
             from shipyard.pipelines.results import write_pipeline_results
             from shipyard.spec import load
 
             spec = load(self.run_dir / "spec.yaml", check_references=False,
                         base_dir=record.spec_dir)
-            return write_pipeline_results(self.home, self.id, spec, record.state.value,
-                                          record.reason)
+            return write_pipeline_results(
+                self.home, self.id, spec, record.state.value, record.reason,
+                sample_dir_of(self.run_dir, read_options(self.run_dir)))
         if record.state is JobState.SUCCEEDED:
             if not (self.run_dir / "result.json").is_file():
                 self._backend(record).fetch_results(record)
@@ -253,6 +255,10 @@ def submit(spec: Any, cluster: str | None = None,
 
     job_spec = _as_spec(spec, overrides)
     resolved_home, store = _open(home)
+    if (no_cache or from_stage) and not isinstance(job_spec, PipelineSpec):
+        option = "--no-cache" if no_cache else "--from"
+        raise UsageError(f"{option} is for pipelines (kind: Pipeline); {job_spec.source} "
+                         "is a single job")
     if sample is not None:
         if not 0 < sample <= 1:
             raise UsageError(f"--sample {sample:g}: give the share of each input to use, "
@@ -265,10 +271,6 @@ def submit(spec: Any, cluster: str | None = None,
         record = PipelineBackend(profile, resolved_home, store).submit_pipeline(
             job_spec, sample=sample, no_cache=no_cache, from_stage=from_stage)
         return Job(record.id, home=resolved_home)
-    if no_cache or from_stage:
-        option = "--no-cache" if no_cache else "--from"
-        raise UsageError(f"{option} is for pipelines (kind: Pipeline); {job_spec.source} "
-                         "is a single job")
     profile = resolve_cluster(cluster or job_spec.spec.cluster, resolved_home.clusters)
     record = get_backend(profile, resolved_home, store).submit(job_spec)
     return Job(record.id, home=resolved_home)
@@ -357,7 +359,8 @@ def _refresh_unfinished(home: Home, store: JobStore) -> None:
     """Reconcile every unfinished job with reality (a lost supervisor, a finished pod)."""
     backends: dict[tuple, Backend] = {}
     for record in store.list(states={JobState.PENDING, JobState.RUNNING}):
-        key = (record.backend, record.cluster, record.cluster_address)
+        # a pipeline and a job of the same cluster have different backends
+        key = (record.kind, record.backend, record.cluster, record.cluster_address)
         if key not in backends:
             backends[key] = _backend_for(record, home, store)
         backends[key].refresh(record)

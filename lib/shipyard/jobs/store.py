@@ -470,14 +470,22 @@ class JobStore:
             self._log(conn, job_id, now, to.value, attempt, reason)
         return self.get(job_id)
 
-    def update(self, job_id: str, **fields: Any) -> None:
-        """Set bookkeeping columns (process ids, external ids); never state or reason."""
-        unknown = set(fields) - _UPDATABLE
+    def update(self, job_id: str, *, if_values: dict[str, Any] | None = None,
+               **fields: Any) -> bool:
+        """Set bookkeeping columns (process ids, external ids); never state or reason.
+
+        With ``if_values`` only while those columns hold those values (compare and set:
+        of two processes that both saw the same value, one wins). Returns whether the
+        row was changed."""
+        unknown = (set(fields) | set(if_values or {})) - _UPDATABLE
         if unknown:
             raise ValueError(f"cannot update {sorted(unknown)} with update()")
         columns = ", ".join(f"{name} = ?" for name in fields)
+        guards = "".join(f" AND {name} IS ?" for name in (if_values or {}))
         with self._write() as conn:
-            conn.execute(f"UPDATE jobs SET {columns} WHERE id = ?", (*fields.values(), job_id))
+            return bool(conn.execute(
+                f"UPDATE jobs SET {columns} WHERE id = ?{guards}",
+                (*fields.values(), job_id, *(if_values or {}).values())).rowcount)
 
     def set_reason(self, job_id: str, reason: str | None, *, if_state: JobState,
                    if_attempt: int) -> bool:

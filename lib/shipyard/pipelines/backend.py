@@ -59,6 +59,7 @@ class PipelineBackend(Backend):
     def submit_pipeline(self, spec: PipelineSpec, *, sample: float | None = None,
                         no_cache: bool = False, from_stage: str | None = None,
                         reuse: dict[str, dict[str, str]] | None = None,
+                        force: list[str] | None = None, sample_dir: str | None = None,
                         resumed_from: str | None = None) -> JobRecord:
         """Record the pipeline and its stages, and start its driver.
 
@@ -75,14 +76,24 @@ class PipelineBackend(Backend):
             successful run.
         reuse : dict, optional
             ``{stage: {"job_id", "pipeline_id"}}``: stage results to take as they are.
+        force : list of str, optional
+            Stages to run whatever the cache holds (``from_stage`` adds its own).
+        sample_dir : str, optional
+            Where a trial run's stages write (default ``runs/<id>/sample``); a resumed
+            trial run keeps the one its reused stages wrote to.
         resumed_from : str, optional
             The run this one resumes (recorded).
         """
         from shipyard.cluster import get_backend
 
-        force: list[str] = []
+        force: list[str] = list(force or [])
         reuse = dict(reuse or {})
         if from_stage is not None:
+            if sample is not None:
+                # the stages before it would come from real runs, at their real outputs,
+                # which the sampled stages after it do not read
+                raise UsageError(f"--from {from_stage} and --sample do not go together: a "
+                                 "trial run runs every stage on a sample; leave out --from")
             if from_stage not in spec.stages:
                 raise UsageError(f"--from {from_stage}: the pipeline has no such stage "
                                  f"(stages: {', '.join(spec.order)})")
@@ -105,7 +116,8 @@ class PipelineBackend(Backend):
         write_text_atomic(run_dir / "spec.yaml", spec.to_yaml())
         write_json_atomic(run_dir / OPTIONS_FILE, {
             "cluster": self.profile.name, "sample": sample, "no_cache": no_cache,
-            "force": force, "reuse": reuse, "resumed_from": resumed_from})
+            "force": force, "reuse": reuse, "resumed_from": resumed_from,
+            "sample_dir": (sample_dir or str(run_dir / "sample")) if sample else None})
         stage_store.add_stages(self.store, record.id, [
             {"name": s.name, "workload": s.workload_name, "needs": s.needs}
             for s in spec.spec.stages])
@@ -144,11 +156,15 @@ class PipelineBackend(Backend):
         run_dir = self.home.run_dir(record.id)
         spec = load(run_dir / "spec.yaml", check_references=False, base_dir=record.spec_dir)
         options = read_options(run_dir)
+        stages = stage_store.stages(self.store, record.id)
         reuse = {s.name: {"job_id": s.job_id, "pipeline_id": s.reused_from or record.id}
-                 for s in stage_store.stages(self.store, record.id)
-                 if s.state == "SUCCEEDED" and s.job_id}
+                 for s in stages if s.state == "SUCCEEDED" and s.job_id}
+        # the run's options hold: stages a --from forced that did not finish still run,
+        # whatever the cache holds, and a trial run's stages read where the reused wrote
+        force = [name for name in options.get("force") or [] if name not in reuse]
         return self.submit_pipeline(spec, sample=options.get("sample"),
                                     no_cache=bool(options.get("no_cache")), reuse=reuse,
+                                    force=force, sample_dir=options.get("sample_dir"),
                                     resumed_from=record.id)
 
     # -- hooks -------------------------------------------------------------------------
@@ -170,7 +186,8 @@ class PipelineBackend(Backend):
 
     def _refresh(self, record: JobRecord) -> JobRecord:
         if record.supervisor_pid is None:
-            if time.time() - record.created_at < _START_GRACE:
+            # being started (at submission, or again by another reader just now)
+            if time.time() - (record.supervisor_started or record.created_at) < _START_GRACE:
                 return record
         elif is_alive(record.supervisor_pid, record.supervisor_started):
             return record
@@ -182,6 +199,12 @@ class PipelineBackend(Backend):
         restarts = sum(1 for e in self.store.events(record.id)
                        if (e.message or "").startswith(_DRIVER_LOST))
         if restarts < MAX_DRIVER_RESTARTS:
+            # of two readers that found the driver dead, only one starts another
+            if not self.store.update(
+                    record.id, supervisor_pid=None, supervisor_started=time.time(),
+                    if_values={"supervisor_pid": record.supervisor_pid,
+                               "supervisor_started": record.supervisor_started}):
+                return self.store.get(record.id)
             self.store.note(record.id, f"{_DRIVER_LOST}; starting it again")
             self._launch(record)
             return self.store.get(record.id)

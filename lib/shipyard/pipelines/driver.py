@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from shipyard.atomic import write_json_atomic
 from shipyard.jobs.home import Home
 from shipyard.jobs.process_main import job_process_main
 from shipyard.jobs.states import FailureKind, JobState
@@ -43,16 +44,27 @@ __all__ = ["PipelineDriver", "OPTIONS_FILE", "main"]
 
 log = logging.getLogger("shipyard.pipeline")
 
-#: The run's options, beside its spec: ``{"cluster", "sample", "no_cache", "force",
-#: "reuse", "resumed_from"}``.
+#: The run's options, beside its spec: ``{"cluster", "sample", "sample_dir", "no_cache",
+#: "force", "reuse", "resumed_from"}``.
 OPTIONS_FILE = "pipeline.json"
 
 #: Workloads that compute on Dask (they share the pipeline's cluster).
 _DASK_WORKLOADS = {"dataframe", "sklearn"}
 
+#: The address of the Dask cluster the driver started, kept in the run directory: a
+#: driver started again learns which stages lost their cluster with its predecessor.
+CLUSTER_FILE = "cluster.json"
+
 
 def read_options(run_dir: Path) -> dict[str, Any]:
     return json.loads((Path(run_dir) / OPTIONS_FILE).read_text())
+
+
+def sample_dir_of(run_dir: Path, options: dict[str, Any]) -> Path | None:
+    """Where a trial run's stages write; None for a real run."""
+    if not options.get("sample"):
+        return None
+    return Path(options.get("sample_dir") or Path(run_dir) / "sample")
 
 
 class PipelineDriver:
@@ -79,7 +91,7 @@ class PipelineDriver:
                          base_dir=self.store.get(pipeline_id).spec_dir)
         self.cache = StageCache(home.root / "cache" / "stages")
         self.sample = self.options.get("sample")
-        self.sample_dir = self.run_dir / "sample" if self.sample else None
+        self.sample_dir = sample_dir_of(self.run_dir, self.options)
         self.outputs = self.spec.outputs(self.sample_dir)
         self.cancel_signalled = threading.Event()
         self._cluster = None            # the shared DaskSession, started on first need
@@ -96,6 +108,8 @@ class PipelineDriver:
         record = self.store.get(self.id)
         if record.state is JobState.PENDING:
             self.store.transition(self.id, JobState.RUNNING, "started")
+        else:
+            self._resubmit_orphans()
         deadline = (record.created_at + record.timeout_s) if record.timeout_s else None
         try:
             while True:
@@ -123,11 +137,39 @@ class PipelineDriver:
                                      FailureKind(failed.failure_kind or "error"))
                     continue
                 self.cancel_signalled.wait(self.poll)
+        except Exception:
+            # nothing else moves the stages on: stop them before the pipeline fails
+            try:
+                self._stop_all("pipeline driver error")
+            except Exception:  # the error that brought us here is the one to report
+                log.exception("could not stop the stages")
+            raise
         finally:
             for thread in list(self._followers.values()):
                 thread.join(timeout=5)
             if self._cluster is not None:
                 self._cluster.close()
+
+    def _resubmit_orphans(self) -> None:
+        """Started again after a driver was lost: the stages that computed on its Dask
+        cluster lost it with it (its scheduler lived in that process); they are
+        cancelled and run again, on this driver's cluster."""
+        try:
+            lost = json.loads((self.run_dir / CLUSTER_FILE).read_text())["address"]
+        except (OSError, ValueError, KeyError):
+            return  # the lost driver had started no cluster
+        for stage in stage_store.stages(self.store, self.id):
+            if stage.state != "RUNNING" or not stage.job_id:
+                continue
+            job = self.store.get(stage.job_id)
+            if job.cluster_address != lost or job.state is JobState.SUCCEEDED:
+                continue  # on another cluster, or done before the driver went
+            from shipyard.jobs.api import Job
+
+            Job(stage.job_id, home=self.home).cancel()
+            self._update(stage.name, state="PENDING", job_id=None, started_at=None,
+                         note=f"stage {stage.name}: its Dask cluster was lost with the "
+                              f"pipeline driver; running it again")
 
     def _step(self) -> list[StageRecord]:
         """One look at every stage: settle those whose job ended, start those ready."""
@@ -244,6 +286,7 @@ class PipelineDriver:
                                         scratch_dir=str(self.run_dir / "dask-scratch"),
                                         forward_output=False)
             self._cluster_address = self._cluster.scheduler_address
+            write_json_atomic(self.run_dir / CLUSTER_FILE, {"address": self._cluster_address})
             self._say(f"stages compute on the pipeline's Dask cluster "
                       f"{self._cluster_address} (dashboard {self._cluster.dashboard_link})")
         return self._cluster_address if wants else None
