@@ -141,6 +141,21 @@ def test_references_resolve_and_a_trial_run_moves_outputs(tmp_path, home):
                                          "shipyard.io/stage": "fit"}
 
 
+def test_a_python_stages_key_ignores_what_it_writes_into_its_own_output(tmp_path, home):
+    from shipyard.pipelines.cache import stage_key
+
+    (tmp_path / "in.txt").write_text("read")
+    spec = load_pipeline(pipeline(stage("a", "write", declared="out/a", text="A",
+                                        output="${output}/a.txt", source="in.txt")),
+                         check_references=False)
+    key = stage_key(spec.stage_spec("a"), "out/a")
+    (tmp_path / "out" / "a").mkdir(parents=True)
+    (tmp_path / "out" / "a" / "a.txt").write_text("A")  # what the stage writes
+    assert stage_key(spec.stage_spec("a"), "out/a") == key
+    (tmp_path / "in.txt").write_text("read again")  # what it reads
+    assert stage_key(spec.stage_spec("a"), "out/a") != key
+
+
 # -- running --------------------------------------------------------------------------------
 
 

@@ -90,15 +90,18 @@ def _inputs(spec: JobSpec, own_output: str | None) -> list[tuple[str, dict[str, 
         found = [block.data]
     elif name == "python":
         # a python stage declares no inputs: the parameters (at any depth) that name
-        # existing paths, other than its own output, are what it reads
+        # existing paths, other than its own output and what lies in it, are what it reads
         from shipyard.pipelines.spec import strings
 
-        own = None if own_output is None else str(Path(own_output).resolve())
+        own = None if own_output is None else Path(own_output).resolve()
         paths = []
         for value in strings(block.params):
-            if isinstance(value, str) and value and "://" not in value and \
-                    Path(value).exists() and str(Path(value).resolve()) != own:
-                paths.append((value, {}))
+            if not (isinstance(value, str) and value and "://" not in value
+                    and Path(value).exists()):
+                continue
+            if own is not None and Path(value).resolve().is_relative_to(own):
+                continue  # written by the stage itself: not what it read
+            paths.append((value, {}))
         return paths
     return [(i.path, i.storage_options) for i in found if i is not None]
 
