@@ -15,10 +15,16 @@ from helpers import FIXTURES, job_doc
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch) -> Path:
-    """A fresh SHIPYARD_HOME, and the test job functions importable as `jobfuncs`."""
+def home(tmp_path, monkeypatch, request) -> Path:
+    """A fresh SHIPYARD_HOME, and the test job functions importable as `jobfuncs`.
+
+    Jobs draw no figures unless the test is marked ``figures``: a figure that fails
+    never fails its job, so only the tests that look at figures learn anything from
+    drawing them (the rest spent a fifth of their time on it)."""
     path = tmp_path / "home"
     monkeypatch.setenv("SHIPYARD_HOME", str(path))
+    if request.node.get_closest_marker("figures") is None:
+        monkeypatch.setenv("SHIPYARD_REPORT_FIGURES", "false")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
         [str(FIXTURES), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
     monkeypatch.syspath_prepend(str(FIXTURES))

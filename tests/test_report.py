@@ -28,6 +28,8 @@ from helpers import shipyard as cli
 from shipyard.ml.datasets import write_datasets
 from shipyard.yamlio import load_yaml
 
+pytestmark = pytest.mark.figures  # these tests look at the jobs' figures
+
 #: Screenshots of each kind of report land here when set (to look at them).
 SCREENSHOTS = os.environ.get("SHIPYARD_SCREENSHOTS")
 

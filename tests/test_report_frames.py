@@ -27,7 +27,8 @@ from shipyard.data.profile import finish_profile, profile_tasks
 from shipyard.report import dataframe_figures as figs
 from shipyard.report.figures import FigureSet
 
-pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NaN correlations
+pytestmark = [pytest.mark.filterwarnings("ignore::RuntimeWarning"),  # NaN correlations
+              pytest.mark.figures]
 
 FIGURES = ["histograms", "missing_values", "correlation", "rows_per_step"]
 

@@ -19,6 +19,8 @@ from shipyard.report.sklearn_data import (CVSettings, comparison_data, curve_dat
 from shipyard.report.sklearn_figures import classification_figures
 from helpers import ROOT
 
+pytestmark = pytest.mark.figures  # these tests look at the jobs' figures
+
 CLASSIFICATION = {"class_separation", "learning_curve", "model_comparison",
                   "confusion_matrix", "roc_curve", "precision_recall", "feature_importance",
                   "search_results"}

@@ -63,6 +63,7 @@ def accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor)
         return float((model(images).argmax(dim=1) == labels).double().mean())
 
 
+@pytest.mark.figures
 def test_digits_trains_to_95_percent_and_the_saved_model_reproduces_it(home):
     final = shipyard_json("run", DIGITS, timeout=240)
     assert final["state"] == "SUCCEEDED", final

@@ -23,6 +23,7 @@ Examples
 from __future__ import annotations
 
 import importlib
+import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -204,14 +205,24 @@ class PythonWorkload(_Model):
         return params
 
 
+#: Sets the default of ``spec.report.figures`` where a job runs (``false`` on a CI
+#: machine that never looks at the figures); a spec that says ``figures`` wins.
+FIGURES_ENV = "SHIPYARD_REPORT_FIGURES"
+
+
+def _figures_default() -> bool:
+    return os.environ.get(FIGURES_ENV, "true").strip().lower() not in ("0", "false", "no", "off")
+
+
 class ReportSettings(_Model):
     """``spec.report``: what the job's report (``runs/<id>/report/``) holds.
 
     ``figures: false`` skips the figures and the computations behind them (an extra
     pass over a dataframe job's input, learning curves); the page is written anyway.
+    Unset, it is true unless ``SHIPYARD_REPORT_FIGURES=false`` where the job runs.
     """
 
-    figures: bool = True
+    figures: bool = Field(default_factory=_figures_default)
 
 
 class JobBody(_Model):
