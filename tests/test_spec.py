@@ -127,3 +127,19 @@ def test_entrypoint_problems_name_the_field(home):
 def test_imports_can_be_skipped_for_specs_checked_elsewhere(home):
     spec = load(job_doc("nosuchmodule:main"), check_references=False)
     assert spec.spec.python.entrypoint == "nosuchmodule:main"
+
+
+@pytest.mark.parametrize("env, written, figures", [
+    (None, None, True), ("false", None, False), ("0", None, False), ("true", None, True),
+    ("false", True, True), (None, False, False)])
+def test_report_figures_default_comes_from_the_environment(home, monkeypatch, env, written,
+                                                           figures):
+    if env is None:
+        monkeypatch.delenv("SHIPYARD_REPORT_FIGURES", raising=False)
+    else:
+        monkeypatch.setenv("SHIPYARD_REPORT_FIGURES", env)
+    doc = job_doc("jobfuncs:echo", **({} if written is None else {"report": {"figures": written}}))
+    spec = load(doc)
+    assert spec.spec.report.figures is figures
+    # a default stays out of the written spec, so it is read again where the job runs
+    assert ("figures" in spec.to_dict()["spec"].get("report", {})) is (written is not None)
