@@ -302,7 +302,10 @@ def test_threads_lines_do_not_interleave(capsys):
 
 
 def test_format_time_is_the_runners_asctime():
-    record = logging.makeLogRecord({"msg": "x"})
+    # LogRecord itself, not makeLogRecord: once Ray is imported in this process its
+    # record factory resets ``created`` from time_ns() but keeps the old ``msecs``,
+    # so a factory-made record's asctime can be a millisecond off its own ``created``.
+    record = logging.LogRecord("", logging.INFO, "", 0, "x", None, None)
     assert worker_logs.format_time(record.created) == \
         logging.Formatter("%(asctime)s").format(record)
 
