@@ -40,14 +40,6 @@ def quiet_auth_notice() -> None:
         logging.ERROR)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:  # several jobs may run at once: no fixed port
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _local_gpus() -> int:
     try:
         import torch
@@ -101,7 +93,10 @@ class RaySession:
                     # actor polls; without it that actor warns every few seconds
                     include_dashboard=True,
                     dashboard_host="127.0.0.1",
-                    dashboard_port=_free_port(),
+                    # several jobs may run at once: no fixed port, and none picked here
+                    # either (another process may take it before the dashboard binds it);
+                    # the dashboard binds any free one and Ray reports which
+                    dashboard_port=0,
                     logging_level=logging.WARNING,
                 )
         except Exception as err:
