@@ -143,3 +143,21 @@ def test_report_figures_default_comes_from_the_environment(home, monkeypatch, en
     assert spec.spec.report.figures is figures
     # a default stays out of the written spec, so it is read again where the job runs
     assert ("figures" in spec.to_dict()["spec"].get("report", {})) is (written is not None)
+
+
+def test_aliases_are_counted_as_the_values_they_expand_to():
+    """Anchors and merge keys work as YAML says; the limit is on the values a document
+    holds once its aliases are expanded (tests/specs/invalid/ holds the alias bomb)."""
+    from shipyard.yamlio import MAX_VALUES, load_yaml
+
+    merged = load_yaml("base: &base {workers: 2, threads_per_worker: 1}\n"
+                       "resources: {<<: *base, workers: 4}\n")
+    assert merged["resources"] == {"workers": 4, "threads_per_worker": 1}
+
+    block = "[" + ", ".join(["0"] * 999) + "]"  # a sequence of 999 values: 1,000 values
+    # the mapping, then each of its entries (a key and the block): 1 + 1,001 per entry
+    entries = (MAX_VALUES - 1) // 1001
+    text = f"a: &a {block}\n" + "".join(f"k{i}: *a\n" for i in range(entries - 1))
+    assert len(load_yaml(text)) == entries
+    with pytest.raises(yaml.YAMLError, match="expand to more than"):
+        load_yaml(text + "one_more: *a\n")
