@@ -41,9 +41,12 @@ def shipyard_json(*args: str, **kwargs: Any) -> Any:
     return json.loads(proc.stdout)
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05,
+def wait_until(predicate: Callable[[], Any], timeout: float = 120.0, interval: float = 0.05,
                what: str = "condition") -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``.
+
+    The deadline only stops a hung test (tests/test_suite_rules.py): it is never what a
+    test asserts, so it is generous enough for a busy machine."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()

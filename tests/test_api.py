@@ -33,7 +33,7 @@ def test_result_of_a_failed_job_raises(home):
 def test_wait_can_time_out(home):
     job = shipyard.submit(job_doc("jobfuncs:sleepy", {"seconds": 30}))
     with pytest.raises(TimeoutError, match="still"):
-        job.wait(timeout=0.2)
+        job.wait(timeout=0.2)  # not a deadline: the timeout is what is tested
     assert job.cancel().state == shipyard.JobState.CANCELLED
 
 

@@ -89,7 +89,7 @@ def test_progress_reaches_status_json_while_running(home, write_spec):
         return status["state"] == "RUNNING" and progress.get("phase") == "stepping" and \
             0 < progress.get("done", 0) < 20 and progress["total"] == 20
 
-    wait_until(midway, timeout=30, what="progress in status --json")
+    wait_until(midway, timeout=120, what="progress in status --json")
     cli("cancel", job_id, check=True)
 
 
@@ -161,7 +161,7 @@ def test_ctrl_c_on_run_cancels_the_job(home, write_spec):
     proc = subprocess.Popen([sys.executable, "-m", "shipyard", "run", str(spec)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_until(lambda: any(j["state"] == "RUNNING" for j in shipyard_json("list")),
-               timeout=30, what="the job to run")
+               timeout=120, what="the job to run")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 1

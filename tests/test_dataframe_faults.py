@@ -66,7 +66,7 @@ def test_a_killed_worker_does_not_change_the_output(home, tmp_path):
         return record.runner_pid if (record.progress or {}).get("phase") == "compute" else None
 
     runner = wait_until(computing, timeout=120, interval=0.05, what="the compute phase")
-    workers = wait_until(lambda: dask_workers(runner), timeout=10, what="worker processes")
+    workers = wait_until(lambda: dask_workers(runner), timeout=120, what="worker processes")
     victim = workers[0]
     os.kill(victim.pid, signal.SIGKILL)
     record = job.wait(timeout=300)

@@ -107,7 +107,7 @@ def test_each_stage_is_its_own_job_created_once_its_needs_succeeded(cluster, req
 
     # the driver submits stage a (it needs nothing) as a job of its own: one batch/v1 Job
     doc = wait_until(lambda: (d := pipeline.status_document())["stages"]["a"]["job_id"] and d,
-                     timeout=15, what="stage a to be submitted")
+                     timeout=120, what="stage a to be submitted")
     a_id = doc["stages"]["a"]["job_id"]
     assert doc["kind"] == "pipeline" and doc["state"] == "RUNNING"
     assert doc["stages"]["a"]["state"] == "RUNNING"
@@ -140,7 +140,7 @@ def test_each_stage_is_its_own_job_created_once_its_needs_succeeded(cluster, req
     wait_until(lambda: sum(1 for m, p, _, agent in cluster.emulator.requests[seen:]
                            if m == "GET" and p.endswith(f"/jobs/{a_name}")
                            and agent != CONTROLLER_AGENT) >= 3,
-               timeout=15, what="the driver to look at stage a's Job")
+               timeout=120, what="the driver to look at stage a's Job")
     assert set(_pipeline_jobs(cluster, name)) == {"a"}
     doc = pipeline.status_document()
     assert doc["stages"]["b"]["state"] == "PENDING" and doc["state"] == "RUNNING"
@@ -149,7 +149,7 @@ def test_each_stage_is_its_own_job_created_once_its_needs_succeeded(cluster, req
     # a succeeds: only then is b's Job created
     a_done = _succeed(cluster, shipyard.get_job(a_id), "A")
     doc = wait_until(lambda: (d := pipeline.status_document())["stages"]["b"]["job_id"] and d,
-                     timeout=15, what="stage b to be submitted")
+                     timeout=120, what="stage b to be submitted")
     assert _job_posts(cluster.emulator.requests[:a_done]) == 1
     assert _job_posts(cluster.emulator.requests) == 2
     assert doc["stages"]["a"]["state"] == "SUCCEEDED"
@@ -165,7 +165,7 @@ def test_each_stage_is_its_own_job_created_once_its_needs_succeeded(cluster, req
 
     # b succeeds: the pipeline ends SUCCEEDED, its result listing both stages
     _succeed(cluster, shipyard.get_job(b_id), "B")
-    final = pipeline.wait(timeout=30)
+    final = pipeline.wait(timeout=120)
     assert final.state.value == "SUCCEEDED", final.reason
     doc = pipeline.status_document()
     assert {s: (v["state"], v["job_id"], v["cached"]) for s, v in doc["stages"].items()} == {

@@ -147,7 +147,7 @@ def test_a_retried_job_resumes_from_the_checkpoint_of_the_attempt_before(home):
     assert result["resumed_from_epoch"] is not None and result["resumed_from_epoch"] >= 1
     assert [m["epoch"] for m in result["metrics"]] == list(range(EPOCHS))
     # nothing of the killed attempt's Ray outlived it
-    wait_until(lambda: not ray_train_workers(runner), timeout=15, what="attempt 1's workers")
+    wait_until(lambda: not ray_train_workers(runner), timeout=120, what="attempt 1's workers")
 
 
 @pytest.mark.parametrize("override, expected", [
