@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test bench image clean
+.PHONY: setup demo test test-quick bench image clean
 
 setup: $(STAMP)
 
@@ -38,6 +38,12 @@ $(CHROMIUM):
 test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
+# The edit-test loop: the tests that start no cluster, no job, no Ray and no browser (spec,
+# store, CLI shapes, units, equivalence on the in-process scheduler, manifests, the
+# Kubernetes emulator); tests mark the others `cluster` or `browser` (pyproject.toml).
+test-quick: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not cluster and not browser"
+
 BENCH_STAMP := $(VENV)/.installed-bench
 
 $(BENCH_STAMP): $(STAMP)
@@ -46,6 +52,7 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python tests/bench/bench_job_overhead.py
+	$(BIN)/python tests/bench/bench_cancel.py
 	$(BIN)/python tests/bench/bench_list.py
 	$(BIN)/python tests/bench/bench_search.py
 	$(BIN)/python tests/bench/bench_halving.py

@@ -9,6 +9,7 @@ from shipyard.errors import JobFailedError, JobNotFoundError, SpecError
 from helpers import job_doc
 
 
+@pytest.mark.cluster
 def test_submit_wait_result(home):
     job = shipyard.submit(job_doc("jobfuncs:echo", {"value": "hi"}), overrides={"spec.retries": 1})
     assert repr(job) == f"Job({job.id!r})"
@@ -18,18 +19,21 @@ def test_submit_wait_result(home):
     assert job.run_dir == home.resolve() / "runs" / job.id
 
 
+@pytest.mark.cluster
 def test_a_loaded_spec_can_be_submitted_with_overrides(home, write_spec):
     spec = shipyard.load(write_spec("jobfuncs:echo"))
     job = shipyard.run(spec, overrides=["spec.python.params.value=3"])
     assert job.result()["value"]["value"] == 3
 
 
+@pytest.mark.cluster
 def test_result_of_a_failed_job_raises(home):
     job = shipyard.run(job_doc("jobfuncs:boom"))
     with pytest.raises(JobFailedError, match="ended FAILED"):
         job.result()
 
 
+@pytest.mark.cluster
 def test_wait_can_time_out(home):
     job = shipyard.submit(job_doc("jobfuncs:sleepy", {"seconds": 30}))
     with pytest.raises(TimeoutError, match="still"):
@@ -37,6 +41,7 @@ def test_wait_can_time_out(home):
     assert job.cancel().state == shipyard.JobState.CANCELLED
 
 
+@pytest.mark.cluster
 def test_list_and_get(home):
     job = shipyard.run(job_doc("jobfuncs:echo"))
     assert [r.id for r in shipyard.list_jobs()] == [job.id]

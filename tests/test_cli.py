@@ -30,6 +30,7 @@ def test_validate_accepts_a_good_spec(home, write_spec):
     assert not home.exists()
 
 
+@pytest.mark.cluster
 def test_submit_prints_only_the_id(home, write_spec):
     proc = cli("submit", str(write_spec("jobfuncs:echo")), check=True)
     job_id = proc.stdout.strip()
@@ -37,6 +38,7 @@ def test_submit_prints_only_the_id(home, write_spec):
     assert shipyard.get_job(job_id).wait(timeout=60).state == "SUCCEEDED"
 
 
+@pytest.mark.cluster
 def test_run_json_prints_one_document_with_the_result(home, write_spec):
     proc = cli("run", str(write_spec("jobfuncs:echo", {"value": [1, 2]})), "--json")
     assert proc.returncode == 0, proc.stderr
@@ -47,6 +49,7 @@ def test_run_json_prints_one_document_with_the_result(home, write_spec):
     assert document["result"]["outputs"] == []
 
 
+@pytest.mark.cluster
 def test_run_streams_the_log_and_says_where_things_are(home, write_spec):
     proc = cli("run", str(write_spec("jobfuncs:progress_steps", {"steps": 2, "pause": 0})))
     assert proc.returncode == 0
@@ -57,6 +60,7 @@ def test_run_streams_the_log_and_says_where_things_are(home, write_spec):
     assert f"runs/{job_id}/logs/" in proc.stderr
 
 
+@pytest.mark.cluster
 def test_status_and_list_json_shapes(home, write_spec):
     job_id = cli("submit", str(write_spec("jobfuncs:echo")), check=True).stdout.strip()
     cli("wait", job_id, check=True)
@@ -70,6 +74,7 @@ def test_status_and_list_json_shapes(home, write_spec):
     assert listing == [status]
 
 
+@pytest.mark.cluster
 def test_human_status_shows_the_events(home, write_spec):
     job_id = cli("submit", str(write_spec("jobfuncs:echo")), check=True).stdout.strip()
     cli("wait", job_id, check=True)
@@ -79,6 +84,7 @@ def test_human_status_shows_the_events(home, write_spec):
     assert job_id in cli("list").stdout
 
 
+@pytest.mark.cluster
 def test_progress_reaches_status_json_while_running(home, write_spec):
     spec = write_spec("jobfuncs:progress_steps", {"steps": 20, "pause": 0.25})
     job_id = cli("submit", str(spec), check=True).stdout.strip()
@@ -93,6 +99,7 @@ def test_progress_reaches_status_json_while_running(home, write_spec):
     cli("cancel", job_id, check=True)
 
 
+@pytest.mark.cluster
 def test_logs_follow_ends_with_the_job(home, write_spec):
     spec = write_spec("jobfuncs:progress_steps", {"steps": 4, "pause": 0.3})
     job_id = cli("submit", str(spec), check=True).stdout.strip()
@@ -104,6 +111,7 @@ def test_logs_follow_ends_with_the_job(home, write_spec):
     assert shipyard.get_job(job_id).status().state.is_terminal()
 
 
+@pytest.mark.cluster
 def test_wait_exit_codes(home, write_spec):
     ok = cli("submit", str(write_spec("jobfuncs:echo")), check=True).stdout.strip()
     bad = cli("submit", str(write_spec("jobfuncs:boom")), check=True).stdout.strip()
@@ -118,6 +126,7 @@ def test_wait_exit_codes(home, write_spec):
     assert cli("wait", slow).returncode == 1
 
 
+@pytest.mark.cluster
 def test_result_of_unfinished_and_failed_jobs(home, write_spec):
     bad = cli("submit", str(write_spec("jobfuncs:boom")), check=True).stdout.strip()
     slow = cli("submit", str(write_spec("jobfuncs:sleepy", {"seconds": 30})),
@@ -156,6 +165,7 @@ def test_an_unreachable_cluster_exits_3_and_writes_nothing(home, write_spec):
     assert not (home / "jobs.db").exists()
 
 
+@pytest.mark.cluster
 def test_ctrl_c_on_run_cancels_the_job(home, write_spec):
     spec = write_spec("jobfuncs:sleepy", {"seconds": 60})
     proc = subprocess.Popen([sys.executable, "-m", "shipyard", "run", str(spec)],

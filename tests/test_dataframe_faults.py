@@ -22,6 +22,8 @@ from datagen import customers
 from helpers import wait_until
 from pandas_reference import run_steps
 
+pytestmark = pytest.mark.cluster  # jobs on LocalClusters, workers killed
+
 
 def spec_file(tmp_path, name: str, resources: dict, dataframe: dict):
     doc = {"apiVersion": "shipyard/v1", "kind": "Job", "metadata": {"name": name},

@@ -11,6 +11,8 @@ import shipyard
 from datagen import customers, regions
 from helpers import ROOT, shipyard as cli
 
+pytestmark = pytest.mark.cluster  # dataframe jobs end to end
+
 
 def dataframe_job(tmp_path, dataframe: dict, name: str = "df-job", **spec) -> object:
     doc = {"apiVersion": "shipyard/v1", "kind": "Job", "metadata": {"name": name},

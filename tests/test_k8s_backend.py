@@ -577,6 +577,7 @@ def _run(transport, tmp_path, entrypoint, params=None):
     return job
 
 
+@pytest.mark.cluster
 def test_contract_success_same_states_result_and_logs(transport, tmp_path):
     job = _run(transport, tmp_path, "jobfuncs:echo", {"value": {"rows": 3}})
     record = job.status()
@@ -603,6 +604,7 @@ def test_contract_success_same_states_result_and_logs(transport, tmp_path):
         assert (job.run_dir / "logs" / "attempt-1.log").read_text() == stored
 
 
+@pytest.mark.cluster
 def test_contract_failures_same_kinds_and_exit_codes(transport, tmp_path):
     failed = _run(transport, tmp_path, "jobfuncs:boom", {"message": "kaputt"})
     record = failed.status()
@@ -615,6 +617,7 @@ def test_contract_failures_same_kinds_and_exit_codes(transport, tmp_path):
     assert "data/missing.csv: no such file" in record.reason
 
 
+@pytest.mark.cluster
 def test_contract_progress_reaches_status_json(transport, tmp_path):
     job = _run(transport, tmp_path, "jobfuncs:progress_steps", {"steps": 2, "pause": 0.05})
     status = json.loads(cli("status", job.id, "--json").stdout)

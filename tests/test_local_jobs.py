@@ -17,6 +17,8 @@ from shipyard.jobs.states import JobState
 from shipyard.jobs.store import JobStore
 from helpers import job_doc, shipyard as cli, shipyard_json, wait_until
 
+pytestmark = pytest.mark.cluster  # supervisors, runners and their process trees
+
 
 def store(home) -> JobStore:
     return JobStore(home / "jobs.db")

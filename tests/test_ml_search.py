@@ -18,6 +18,8 @@ from shipyard.ml.pipeline import build_pipeline
 from shipyard.ml.search import best_index, cross_validate_best, run_search
 from shipyard.ml.spec import SklearnWorkload
 
+pytestmark = pytest.mark.cluster  # searches on a module LocalCluster
+
 
 @pytest.fixture(scope="module")
 def client():

@@ -90,6 +90,7 @@ def _stop_driver(record) -> None:
         os.kill(record.supervisor_pid, signal.SIGTERM)
 
 
+@pytest.mark.cluster
 def test_each_stage_is_its_own_job_created_once_its_needs_succeeded(cluster, request):
     from shipyard.jobs.home import Home
     from shipyard.jobs.store import JobStore

@@ -164,6 +164,7 @@ def test_a_python_stages_key_ignores_what_it_writes_into_its_own_output(tmp_path
 # -- running --------------------------------------------------------------------------------
 
 
+@pytest.mark.cluster
 def test_independent_stages_run_concurrently_and_the_result_lists_every_stage(tmp_path, home):
     # a and b share no dependency: each waits for the other to start, so the pipeline
     # only succeeds if they run at the same time
@@ -185,6 +186,7 @@ def test_independent_stages_run_concurrently_and_the_result_lists_every_stage(tm
     assert "Stages" in page and "A+B" in page
 
 
+@pytest.mark.cluster
 def test_a_second_run_takes_every_stage_from_the_cache_until_an_input_changes(tmp_path, home):
     path = write(tmp_path, diamond(tmp_path))
     first = shipyard.run(path)
@@ -215,6 +217,7 @@ def test_a_second_run_takes_every_stage_from_the_cache_until_an_input_changes(tm
     assert states(forced) == {n: ("SUCCEEDED", False) for n in "abcd"}
 
 
+@pytest.mark.cluster
 def test_a_failed_stage_skips_what_follows_and_resume_reruns_only_from_it(tmp_path, home):
     flag = tmp_path / "broken"
     flag.write_text("")
@@ -251,6 +254,7 @@ def test_a_failed_stage_skips_what_follows_and_resume_reruns_only_from_it(tmp_pa
         resume(resumed.id)
 
 
+@pytest.mark.cluster
 def test_from_a_stage_reruns_it_and_what_follows_and_reuses_the_rest(tmp_path, home):
     flag = tmp_path / "broken"
     path = write(tmp_path, diamond(tmp_path, fail_if=str(flag)))
@@ -273,6 +277,7 @@ def test_from_a_stage_reruns_it_and_what_follows_and_reuses_the_rest(tmp_path, h
                                "c": ("SUCCEEDED", False), "d": ("SUCCEEDED", False)}
 
 
+@pytest.mark.cluster
 def test_bad_input_in_a_stage_fails_the_pipeline_with_exit_2(tmp_path, home):
     path = write(tmp_path, pipeline(stage("a", "write", declared="out/a.txt", output="${output}"),
                                     stage("b", "refuse", needs=["a"], path="${stages.a.output}")))
@@ -281,6 +286,7 @@ def test_bad_input_in_a_stage_fails_the_pipeline_with_exit_2(tmp_path, home):
     assert "stage 'b' failed" in proc.stderr and "column 'price' does not exist" in proc.stderr
 
 
+@pytest.mark.cluster
 def test_cancelling_a_pipeline_cancels_its_running_stage(tmp_path, home):
     path = write(tmp_path, pipeline(stage("slow", "sleep", seconds=120),
                                     stage("after", "sleep", needs=["slow"], seconds=1)))
@@ -295,6 +301,7 @@ def test_cancelling_a_pipeline_cancels_its_running_stage(tmp_path, home):
     assert states(job) == {"slow": ("CANCELLED", False), "after": ("SKIPPED", False)}
 
 
+@pytest.mark.cluster
 def test_a_killed_driver_is_started_again_and_the_pipeline_finishes(tmp_path, home):
     path = write(tmp_path, diamond(tmp_path, sleep=1.5))
     job = shipyard.submit(path)
@@ -307,6 +314,7 @@ def test_a_killed_driver_is_started_again_and_the_pipeline_finishes(tmp_path, ho
     assert Path("out/d.txt").read_text() == "A+B"
 
 
+@pytest.mark.cluster
 def test_reading_the_list_restarts_a_lost_driver_even_after_a_lost_job(tmp_path, home):
     # a job and a pipeline on the same cluster, each of whose process was killed: the
     # list reconciles each with its own kind's backend
@@ -330,6 +338,7 @@ def test_reading_the_list_restarts_a_lost_driver_even_after_a_lost_job(tmp_path,
         pipe.cancel()
 
 
+@pytest.mark.cluster
 def test_stages_computing_on_a_lost_drivers_cluster_run_again(tmp_path, home):
     # the driver's Dask cluster (its scheduler lives in the driver) goes with it
     (tmp_path / "raw.csv").write_text("x\n1\n2\n")
@@ -360,6 +369,7 @@ def test_stages_computing_on_a_lost_drivers_cluster_run_again(tmp_path, home):
                for e in job.events())
 
 
+@pytest.mark.cluster
 def test_a_failed_trial_run_resumes_on_its_sample(tmp_path, home):
     flag = tmp_path / "broken"
     flag.write_text("")
@@ -380,6 +390,7 @@ def test_a_failed_trial_run_resumes_on_its_sample(tmp_path, home):
     assert not Path("out").exists()
 
 
+@pytest.mark.cluster
 def test_a_trial_run_samples_inputs_and_leaves_real_outputs_alone(tmp_path, home):
     rows = 2000
     (tmp_path / "data").mkdir()

@@ -25,6 +25,8 @@ from shipyard.jobs.store import JobStore
 from helpers import (ROOT, pipeline_doc, python_stage, shipyard as cli, shipyard_json,
                      wait_until)
 
+pytestmark = pytest.mark.cluster  # a Ray head and jobs on it
+
 
 def _free_port() -> int:
     with socket.socket() as probe:

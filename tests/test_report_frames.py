@@ -132,6 +132,7 @@ def assert_like_numpy_and_pandas(data: figs.FrameFigureData, frame: pd.DataFrame
     assert np.isnan(data.correlation.loc["empty", "empty"])
 
 
+@pytest.mark.cluster
 def test_histograms_and_correlations_equal_numpy_and_pandas(client):
     frame = edge_frame()
     ddf = dd.from_pandas(frame, npartitions=5)
@@ -154,6 +155,7 @@ def two_pass_correlations(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+@pytest.mark.cluster
 def test_correlations_stay_exact_far_from_zero(client):
     """Columns with a large mean and a small spread: one-pass sums would cancel, and
     partitions' means near 1e9 differ in digits a float64 of 1e9 barely holds."""
@@ -167,6 +169,7 @@ def test_correlations_stay_exact_far_from_zero(client):
                                   rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.cluster
 def test_the_profiles_ranges_save_a_pass(client):
     frame = edge_frame(seed=2)
     ddf = dd.from_pandas(frame, npartitions=4)
@@ -192,6 +195,7 @@ def test_the_profiles_ranges_save_a_pass(client):
     pd.testing.assert_frame_equal(data.correlation, plain.correlation)
 
 
+@pytest.mark.cluster
 def test_the_numbers_check_can_fail(client):
     """The comparison above is not vacuous: counts off by one, or a correlation computed
     another way, are caught."""
@@ -209,6 +213,7 @@ def test_the_numbers_check_can_fail(client):
         assert_like_numpy_and_pandas(data, frame)
 
 
+@pytest.mark.cluster
 def test_frames_without_numbers_or_rows(client, tmp_path):
     text = dd.from_pandas(pd.DataFrame({"s": ["a", None]}), npartitions=1)
     data = figs.frame_figure_data(text)
@@ -259,6 +264,7 @@ def run_counting(cluster, doc) -> tuple[object, int]:
     return job, len(cluster.graphs.graphs) - before
 
 
+@pytest.mark.cluster
 def test_a_dataframe_job_draws_readable_figures(home, tmp_path, cluster):
     job_data(tmp_path)
     job, graphs = run_counting(cluster, job_doc(tmp_path))
@@ -273,6 +279,7 @@ def test_a_dataframe_job_draws_readable_figures(home, tmp_path, cluster):
     assert "figures: 4 drawn" in log and "(1 pass(es) over 11 numeric column(s))" in log
 
 
+@pytest.mark.cluster
 def test_figures_false_draws_none_and_makes_no_extra_pass(home, tmp_path, cluster):
     job_data(tmp_path)
     off, off_graphs = run_counting(cluster, job_doc(tmp_path, profile=False, figures=False,

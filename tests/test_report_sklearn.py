@@ -84,6 +84,7 @@ def assert_pngs(paths) -> None:
         assert image[..., :3].std() > 0.02, f"{path.name} is blank"
 
 
+@pytest.mark.cluster
 def test_a_classification_job_draws_its_figures_from_its_own_search(home, datasets,
                                                                     scheduler):
     import joblib
@@ -123,6 +124,7 @@ def test_a_classification_job_draws_its_figures_from_its_own_search(home, datase
                                         abs=1e-12)
 
 
+@pytest.mark.cluster
 def test_figures_false_draws_nothing_and_computes_nothing(home, datasets, scheduler):
     doc = catalog_job("breast-cancer-grid", datasets,
                       models=[{**LOGREG, "grid": None}], search={"cv": 3})
@@ -133,6 +135,7 @@ def test_figures_false_draws_nothing_and_computes_nothing(home, datasets, schedu
     assert not any("drawn in" in line for line in job.logs())
 
 
+@pytest.mark.cluster
 def test_a_regression_job_draws_its_figures(home, datasets, scheduler):
     models = [{"name": "ridge", "estimator": "sklearn.linear_model.Ridge",
                "grid": {"alpha": [0.01, 1, 100]}},
@@ -152,6 +155,7 @@ def test_a_regression_job_draws_its_figures(home, datasets, scheduler):
                                                    for n in ("ridge", "forest")]
 
 
+@pytest.mark.cluster
 def test_a_clustering_job_draws_its_clusters(home, datasets, scheduler):
     models = [{"name": "kmeans", "estimator": "sklearn.cluster.KMeans",
                "params": {"n_init": 3, "random_state": 0}, "grid": {"n_clusters": [2, 3, 4]}},
@@ -163,6 +167,7 @@ def test_a_clustering_job_draws_its_clusters(home, datasets, scheduler):
     assert_pngs(figures.values())
 
 
+@pytest.mark.cluster
 def test_a_job_trained_on_partitions_draws_what_it_holds(home, tmp_path, scheduler):
     from sklearn.datasets import make_classification
 

@@ -20,6 +20,8 @@ from shipyard.ml.datasets import write_datasets
 from helpers import shipyard as cli
 from helpers import shipyard_json
 
+pytestmark = pytest.mark.cluster  # sklearn jobs end to end
+
 LOGREG = {"name": "logreg", "estimator": "sklearn.linear_model.LogisticRegression",
           "params": {"max_iter": 2000}, "grid": {"C": [0.1, 1, 10]}}
 FOREST = {"name": "forest", "estimator": "sklearn.ensemble.RandomForestClassifier",

@@ -27,6 +27,8 @@ from shipyard.train.examples import DigitsCNN, digits_splits
 from shipyard.train.session import TrainSession, current_lr
 from helpers import ROOT, shipyard as cli, shipyard_json, wait_until
 
+pytestmark = pytest.mark.cluster  # Ray Train jobs
+
 DIGITS = str(ROOT / "jobs" / "digits-cnn.yaml")
 # small batches make an epoch last about a second, long enough to kill something in one.
 # The kills below come once epoch 1 is reported (its checkpoint saved), in epoch 2; epochs

@@ -102,6 +102,7 @@ def local(tmp_path_factory):
     session.close()
 
 
+@pytest.mark.cluster
 def test_local_cluster_lines_reach_the_runner_once_with_time_and_worker(local, capsys):
     out = Output(capsys)
     tag = uuid.uuid4().hex[:8]
@@ -121,6 +122,7 @@ def test_local_cluster_lines_reach_the_runner_once_with_time_and_worker(local, c
     assert f"fd-{tag}" not in text
 
 
+@pytest.mark.cluster
 def test_lines_of_many_threads_stay_whole(local, capsys):
     out = Output(capsys)
     tag = uuid.uuid4().hex[:8]
@@ -142,6 +144,7 @@ def test_lines_of_many_threads_stay_whole(local, capsys):
     assert f"|{tag}|" not in local.raw_text()
 
 
+@pytest.mark.cluster
 def test_remote_workers_lines_are_forwarded_and_forwarding_is_removed_on_close(local, capsys):
     """A ``tcp://`` scheduler's workers: forwarded to this client, kept in the workers'
     own output too; closing the session takes the plugin and the subscription away."""
@@ -169,6 +172,7 @@ def test_remote_workers_lines_are_forwarded_and_forwarding_is_removed_on_close(l
     assert all(local.session._forwarding.plugin_name in names for names in plugins.values())
 
 
+@pytest.mark.cluster
 def test_lines_stay_after_the_remote_cluster_is_gone(tmp_path, capsys):
     """A separately started scheduler and worker, reached by address: what its worker
     printed, even an unfinished line, is in the runner's output after it has gone."""
@@ -198,6 +202,7 @@ def test_lines_stay_after_the_remote_cluster_is_gone(tmp_path, capsys):
     assert re.search(rf"^{STAMP} worker-0 stdout: unfinished-{tag}$", text, re.M), text
 
 
+@pytest.mark.cluster
 def test_a_failure_to_forward_fails_no_task_and_loses_no_line(local, capsys):
     out = Output(capsys)
     client = local.session.client
