@@ -12,7 +12,8 @@ from distributed import LocalCluster
 
 import shipyard
 from shipyard.jobs.states import JobState
-from helpers import job_doc, pipeline_doc, python_stage, shipyard as cli, shipyard_json
+from shipyard.yamlio import load_yaml
+from helpers import ROOT, job_doc, pipeline_doc, python_stage, shipyard as cli, shipyard_json
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +24,7 @@ def scheduler():
         yield cluster
 
 
+@pytest.mark.cluster
 def test_a_job_computes_on_an_existing_scheduler(home, write_spec, scheduler):
     address = scheduler.scheduler_address
     proc = cli("run", str(write_spec("jobfuncs:dask_sum", {"n": 1000})), "--cluster", address,
@@ -36,6 +38,7 @@ def test_a_job_computes_on_an_existing_scheduler(home, write_spec, scheduler):
     assert value["workers"] == sorted(scheduler.scheduler_info["workers"])
 
 
+@pytest.mark.cluster
 def test_a_profile_file_names_a_scheduler(home, tmp_path, scheduler):
     profiles = home / "clusters"
     profiles.mkdir(parents=True)
@@ -46,6 +49,7 @@ def test_a_profile_file_names_a_scheduler(home, tmp_path, scheduler):
     assert job.result()["value"]["scheduler"] == scheduler.scheduler_address
 
 
+@pytest.mark.cluster
 def test_a_pipelines_stages_compute_on_an_existing_scheduler(home, tmp_path, scheduler):
     address = scheduler.scheduler_address
     (tmp_path / "raw.csv").write_text("x\n" + "".join(f"{i}\n" for i in range(100)))
@@ -68,6 +72,7 @@ def test_a_pipelines_stages_compute_on_an_existing_scheduler(home, tmp_path, sch
         2 * i for i in range(100)]
 
 
+@pytest.mark.cluster
 def test_an_existing_scheduler_is_not_started_or_stopped(home, scheduler):
     address = scheduler.scheduler_address
     assert shipyard_json("cluster", "status", address) == {
@@ -85,27 +90,46 @@ def test_a_profile_with_an_unknown_backend_is_refused(home):
     assert proc.returncode == 2 and "backend must be one of dask, kubernetes, local, ray, got 'slurm'" in proc.stderr
 
 
-def test_cluster_up_runs_jobs_on_one_long_lived_cluster(home, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "cluster").mkdir()
-    (tmp_path / "cluster" / "local.yaml").write_text(yaml.safe_dump(
-        {"backend": "local", "resources": {"workers": 1, "threads_per_worker": 2}}))
+@pytest.mark.cluster
+def test_cluster_up_with_the_shipped_profile_runs_jobs_on_one_long_lived_cluster(
+        home, monkeypatch):
+    """`shipyard cluster up` in the repository, as README says: the shipped
+    cluster/local.yaml (memory_per_worker: auto) sizes the cluster."""
+    monkeypatch.chdir(ROOT)  # ./cluster/local.yaml is the shipped profile
+    shipped = load_yaml((ROOT / "cluster" / "local.yaml").read_text())["resources"]
+    assert shipped["memory_per_worker"] == "auto"  # what this test is about
     assert "local (local): down" in cli("cluster", "status").stdout
-    up = cli("cluster", "up", check=True, timeout=120)
-    assert "local (local): up" in up.stdout
-    info = shipyard_json("cluster", "status")
-    assert info["up"] and info["address"].startswith("tcp://") and info["workers"] == 1
+    up = cli("cluster", "up", "--json", timeout=120)
+    assert up.returncode == 0, up.stderr
+    info = json.loads(up.stdout)  # one JSON document, the shape of `cluster status --json`
     try:
+        assert info == shipyard_json("cluster", "status")
+        assert info["up"] and info["address"].startswith("tcp://")
+        assert (info["workers"], info["threads_per_worker"]) == (
+            shipped["workers"], shipped["threads_per_worker"])
+        assert info["memory_per_worker"] > 0  # the bytes `auto` came to on this machine
+        assert "local (local): up" in cli("cluster", "status").stdout
         first = shipyard.run(job_doc("jobfuncs:dask_sum"))
-        second = shipyard.run(job_doc("jobfuncs:dask_sum"))
+        run = cli("run", str(write_job(home, "jobfuncs:dask_sum")), "--json")
+        assert run.returncode == 0, run.stderr
+        second = shipyard.get_job(json.loads(run.stdout)["id"])
         for job in (first, second):
             assert job.status().state is JobState.SUCCEEDED
             assert job.result()["value"]["scheduler"] == info["address"]
         assert any("running local cluster" in (e.message or "") for e in first.events())
-        assert cli("cluster", "up").returncode == 0  # already up: says so, starts nothing
+        again = cli("cluster", "up", "--json")  # already up: says so, starts nothing
+        assert again.returncode == 0 and json.loads(again.stdout) == info
     finally:
-        down = cli("cluster", "down", timeout=60)
-    assert down.returncode == 0 and "down" in down.stdout
+        down = cli("cluster", "down", "--json", timeout=60)
+    assert down.returncode == 0, down.stderr
+    assert json.loads(down.stdout) == {"name": "local", "backend": "local", "up": False}
+    assert json.loads(down.stdout) == shipyard_json("cluster", "status")
     assert not psutil.pid_exists(info["pid"]) or \
         psutil.Process(info["pid"]).status() == psutil.STATUS_ZOMBIE
-    assert shipyard_json("cluster", "status")["up"] is False
+    assert "local (local): down" in cli("cluster", "down").stdout  # down again: nothing to do
+
+
+def write_job(home, entrypoint: str) -> str:
+    path = home.parent / "job.yaml"
+    path.write_text(yaml.safe_dump(job_doc(entrypoint)))
+    return str(path)

@@ -353,25 +353,41 @@ def _describe(info: dict[str, Any]) -> str:
     state = "up" if info.get("up") else "down"
     lines = [f"{info['name']} ({info['backend']}): {state}"]
     for key in ("address", "dashboard", "workers", "threads_per_worker", "memory_per_worker"):
-        if info.get(key) is not None:
-            lines.append(f"  {key}: {info[key]}")
+        value = info.get(key)
+        if value is not None:
+            if key == "memory_per_worker" and isinstance(value, int):
+                from dask.utils import format_bytes
+
+                value = format_bytes(value)
+            lines.append(f"  {key}: {value}")
     if not info.get("up") and info["backend"] == "local":
         lines.append("  jobs start a LocalCluster of their own per attempt")
     return "\n".join(lines)
 
 
+def _show_cluster(info: dict[str, Any], as_json: bool) -> None:
+    """Print a cluster's description: the JSON document, or the lines for people."""
+    if as_json:
+        _print_json(info)
+    else:
+        click.echo(_describe(info))
+
+
 @cluster.command(name="up")
 @click.argument("name", required=False)
-def cluster_up(name: str | None) -> None:
-    """Start a long-lived local cluster that local jobs then compute on."""
-    click.echo(_describe(_backend(name).up()))
+@_json_option
+def cluster_up(name: str | None, as_json: bool) -> None:
+    """Start a long-lived local cluster that local jobs then compute on (exit 2 for a
+    bad profile, 3 when it cannot start)."""
+    _show_cluster(_backend(name).up(), as_json)
 
 
 @cluster.command(name="down")
 @click.argument("name", required=False)
-def cluster_down(name: str | None) -> None:
+@_json_option
+def cluster_down(name: str | None, as_json: bool) -> None:
     """Stop a cluster started with `cluster up`."""
-    click.echo(_describe(_backend(name).down()))
+    _show_cluster(_backend(name).down(), as_json)
 
 
 @cluster.command(name="status")
@@ -379,11 +395,7 @@ def cluster_down(name: str | None) -> None:
 @_json_option
 def cluster_status(name: str | None, as_json: bool) -> None:
     """Say whether a cluster is up, with its address and dashboard."""
-    info = _backend(name).describe()
-    if as_json:
-        _print_json(info)
-    else:
-        click.echo(_describe(info))
+    _show_cluster(_backend(name).describe(), as_json)
 
 
 def main() -> None:

@@ -95,18 +95,31 @@ def _duration(value: Any) -> float:
     return parse_duration(value)
 
 
-def _memory(value: Any) -> Any:
-    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+#: How a spec says "let Dask decide" for ``memory_per_worker`` (the default).
+AUTO_MEMORY = "auto"
+
+
+def _memory(value: Any) -> int | None:
+    # the one place that decides what `auto` means: None, as if the field were left out
+    if value is None or (isinstance(value, str) and value.strip().lower() == AUTO_MEMORY):
         return None
-    return parse_memory(value)
+    try:
+        return parse_memory(value)
+    except ValueError as err:
+        raise ValueError(f"{err} (or {AUTO_MEMORY}: Dask decides)") from None
+
+
+def _show_memory(size: int | None) -> str:
+    return AUTO_MEMORY if size is None else format_memory(size)
 
 
 #: Seconds, written in the spec as ``30s``, ``10m``, ``1h30m`` (or a number of seconds).
 Duration = Annotated[float, BeforeValidator(_duration),
                      PlainSerializer(format_duration, return_type=str)]
-#: Bytes, written in the spec as ``512MiB``, ``4GiB``, ``2GB``; ``auto`` means "let Dask decide".
-MemorySize = Annotated[int, BeforeValidator(_memory),
-                       PlainSerializer(format_memory, return_type=str)]
+#: Bytes, written in the spec as ``512MiB``, ``4GiB``, ``2GB``; ``auto`` (or null) is None,
+#: "let Dask decide", and is written back as ``auto``.
+MemoryLimit = Annotated[int | None, BeforeValidator(_memory),
+                        PlainSerializer(_show_memory, return_type=str)]
 #: An integer that must be written as one (``true`` or ``"2"`` are refused, not coerced).
 Count = Annotated[int, Strict()]
 
@@ -172,8 +185,24 @@ class Resources(_Model):
 
     workers: Count = Field(2, ge=1)
     threads_per_worker: Count = Field(1, ge=1)
-    memory_per_worker: MemorySize | None = None
+    #: bytes per worker; None for ``auto`` (the default): Dask decides
+    memory_per_worker: MemoryLimit = None
     gpus_per_worker: Count = Field(0, ge=0)
+
+    @property
+    def dask_memory_limit(self) -> int | str:
+        """What a Dask worker's ``memory_limit`` gets: the bytes, or ``"auto"`` (Dask
+        shares the machine's memory among the workers) where the spec says ``auto``
+        or nothing.
+
+        Examples
+        --------
+        >>> Resources(memory_per_worker="auto").dask_memory_limit
+        'auto'
+        >>> Resources(memory_per_worker="1GiB").dask_memory_limit
+        1073741824
+        """
+        return AUTO_MEMORY if self.memory_per_worker is None else self.memory_per_worker
 
 
 class PythonWorkload(_Model):

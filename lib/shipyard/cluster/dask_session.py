@@ -141,7 +141,7 @@ class DaskSession:
                 local_directory=self.scratch_dir,
                 n_workers=res.workers,
                 threads_per_worker=res.threads_per_worker,
-                memory_limit=res.memory_per_worker or "auto",
+                memory_limit=res.dask_memory_limit,
                 processes=True,
                 dashboard_address=":0",  # any free port: several jobs may run at once
                 resources=worker_resources,

@@ -254,7 +254,7 @@ def _dask_job(spec: JobSpec, settings: KubernetesSettings, job_id: str, attempt:
                         args=runner_args(job_id, attempt,
                                          dask_address="$(DASK_SCHEDULER_ADDRESS)"),
                         mounts_spec=True, resources=_resources(default.cpu, default.memory))
-    memory_limit = str(res.memory_per_worker) if res.memory_per_worker else "auto"
+    memory_limit = str(res.dask_memory_limit)
     worker = _container(
         "worker", settings,
         args=["dask", "worker", "--name", "$(DASK_WORKER_NAME)", "--nthreads",

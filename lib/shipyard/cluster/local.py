@@ -5,8 +5,11 @@ own (it outlives the CLI that started it); the supervisor runs each attempt as a
 process with a Dask ``LocalCluster`` sized from ``spec.resources``.
 
 ``shipyard cluster up local`` starts one long-lived LocalCluster instead
-(``python -m shipyard.cluster.local_daemon``); while it is up, local jobs compute on
-it rather than starting their own, which saves the cluster start per attempt.
+(``python -m shipyard.cluster.local_daemon``), sized by the profile's ``resources``;
+while it is up, local jobs compute on it rather than starting their own, which saves
+the cluster start per attempt. ``up`` waits for that process to report on a pipe that
+the cluster is up or why it is not; a process that dies closes the pipe, so ``up``
+learns of it at once, whatever killed it.
 
 A job whose supervisor died (killed, machine rebooted) is marked FAILED with reason
 ``supervisor lost`` the next time anything reads it, and whatever its attempt left
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import selectors
 import signal
 import subprocess
 import sys
@@ -26,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.cluster.base import Backend
-from shipyard.errors import ClusterError
+from shipyard.errors import ClusterError, UsageError
 from shipyard.jobs.procs import is_alive, start_time, terminate_tree
 from shipyard.jobs.states import FailureKind, JobState
 from shipyard.jobs.store import JobRecord
@@ -41,6 +45,29 @@ def _reap_in_background(proc: subprocess.Popen) -> None:
     # The supervisor outlives us if we exit first; if we live longer (a notebook,
     # a test run), wait for it so it does not linger as a zombie.
     threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
+
+
+def _read_report(fd: int, wait: float) -> dict[str, Any] | None:
+    """The cluster process's report line from the pipe ``fd``: ``{"ok": ...}``, ``{}``
+    if the pipe closed without one (the process died), None if ``wait`` ran out."""
+    deadline = time.monotonic() + wait
+    data = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while b"\n" not in data:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            if selector.select(remaining):
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    break
+                data += chunk
+    try:
+        report = json.loads(data.split(b"\n", 1)[0] or b"{}")
+    except ValueError:
+        return {}
+    return report if isinstance(report, dict) else {}
 
 
 def ask_supervisor_to_cancel(store, record: JobRecord, wait: float) -> bool:
@@ -152,30 +179,68 @@ class LocalBackend(Backend):
     def _up(self, wait: float = 60.0) -> dict[str, Any]:
         if self._daemon_state():
             return self._describe()
-        resources = self.profile.settings.get("resources") or {}
+        from shipyard.cluster.local_settings import local_settings
+
+        resources = local_settings(self.profile.source or self.profile.name,
+                                   self.profile.settings).resources
         self.home.clusters.mkdir(parents=True, exist_ok=True)
         log_path = self.home.clusters / f"{self.profile.name}.log"
-        command = [sys.executable, "-m", "shipyard.cluster.local_daemon",
-                   "--state", str(self._state_path),
-                   "--resources", json.dumps(resources)]
-        with open(log_path, "ab") as log_file:
-            proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log_file,
-                                    stderr=subprocess.STDOUT, start_new_session=True,
-                                    close_fds=True)
-        _reap_in_background(proc)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if self._daemon_state():
-                return self._describe()
-            if proc.poll() is not None:
-                break
-            time.sleep(0.1)
+        # the daemon reports on this pipe once it is up or has failed; its end of the
+        # pipe closes when it dies, so a death is seen at once, not after `wait`
+        read_fd, write_fd = os.pipe()
+        try:
+            command = [sys.executable, "-m", "shipyard.cluster.local_daemon",
+                       "--state", str(self._state_path),
+                       "--resources", resources.model_dump_json(),
+                       "--ready-fd", str(write_fd)]
+            with open(log_path, "ab") as log_file:
+                proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log_file,
+                                        stderr=subprocess.STDOUT, start_new_session=True,
+                                        close_fds=True, pass_fds=(write_fd,))
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        try:
+            report = _read_report(read_fd, wait)
+        except BaseException:  # Ctrl-C while it starts: leave no half-started cluster
+            terminate_tree(proc.pid, proc.pid, grace=2.0)
+            raise
+        finally:
+            os.close(read_fd)
+        if report is not None and report.get("ok") and self._daemon_state():
+            _reap_in_background(proc)
+            return self._describe()
+        raise self._start_failure(proc, report, wait, log_path)
+
+    def _start_failure(self, proc: subprocess.Popen, report: dict[str, Any] | None,
+                       wait: float, log_path: Path) -> ClusterError | UsageError:
+        """The error for a cluster process that did not come up, which is ended."""
+        what = f"the local cluster {self.profile.name!r}"
+        if report is not None:  # it reported a failure, or its pipe closed: it is ending
+            try:
+                proc.wait(timeout=10.0)
+            except subprocess.TimeoutExpired:
+                pass
+        # and whatever its session still holds (the Dask workers of a killed process)
         terminate_tree(proc.pid, proc.pid, grace=2.0)
-        tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
-        raise ClusterError(
-            f"the local cluster {self.profile.name!r} did not start within {wait:g}s; "
-            f"its log ({log_path}) ends with: {' | '.join(tail) or '(nothing)'}"
-        )
+        code = proc.wait()
+        if report is None:
+            return ClusterError(f"{what} did not start within {wait:g} s and was stopped; "
+                                f"its log is {log_path}")
+        if report.get("message"):
+            message = (f"{what} could not start: {report['message']} (the cluster process "
+                       f"exited with code {code}; its log is {log_path})")
+            if report.get("exit_code") == UsageError.exit_code:
+                source = self.profile.source or "its profile"
+                return UsageError(f"{message}; fix {source}")
+            return ClusterError(message)
+        how = f"exited with code {code}"
+        if code < 0:
+            how = f"was killed by signal {-code} ({signal.strsignal(-code)})"
+        return ClusterError(f"{what} could not start: its process (pid {proc.pid}) {how} "
+                            f"before it was up; its log is {log_path}")
 
     def _down(self) -> dict[str, Any]:
         state = self._daemon_state()

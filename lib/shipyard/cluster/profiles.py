@@ -14,7 +14,8 @@ A profile file::
     address: null          # dask: tcp://host:port of the scheduler; ray: http://head:8265
     python: python         # ray: the interpreter that runs the job on the cluster
     resources: {workers: 2, threads_per_worker: 1, memory_per_worker: auto}
-                           # local: the size of `shipyard cluster up local`
+                           # local: the size of `shipyard cluster up local`, as a job
+                           # spec's spec.resources (see shipyard.cluster.local_settings)
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
 
 from shipyard.errors import UsageError
 from shipyard.suggest import closest
@@ -77,6 +77,12 @@ def _read_profile(path: Path) -> ClusterProfile:
         )
     name = data.pop("name", path.stem)
     address = data.pop("address", None)
+    if backend == "local":
+        # checked where it enters, so a bad size fails the command that reads the
+        # profile (exit 2), not the cluster process `cluster up` starts from it
+        from shipyard.cluster.local_settings import local_settings
+
+        local_settings(str(path), data)
     return ClusterProfile(name=name, backend=backend, address=address, settings=data,
                           source=str(path))
 

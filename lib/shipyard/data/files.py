@@ -50,7 +50,8 @@ def expand(path: str, storage_options: dict[str, Any] | None = None,
             found = [root]
         else:
             found = []
-    except (OSError, ValueError) as err:  # an unreachable bucket, bad credentials
+    except Exception as err:  # an unreachable bucket, bad or missing credentials (each
+        # filesystem has errors of its own: botocore's NoCredentialsError is no OSError)
         raise InputDataError(f"{path}: cannot be read ({type(err).__name__}: {err})") from None
     found = [p for p in found if p.rsplit("/", 1)[-1] not in _SKIPPED]
     if not found:
