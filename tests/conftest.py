@@ -1,16 +1,59 @@
-"""Shared fixtures: an isolated SHIPYARD_HOME per test and spec files."""
+"""Shared fixtures: an isolated SHIPYARD_HOME per test and spec files; every
+``result.json`` a test leaves in its SHIPYARD_HOME is checked against the result schema."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
+import shipyard
 from helpers import FIXTURES, job_doc
+
+#: The SHIPYARD_HOME the test session started with (a developer's own, say): its runs are
+#: not the tests' to judge.
+_OUTER_HOME = os.environ.get("SHIPYARD_HOME")
+
+
+def result_problems(home: Path) -> list[str]:
+    """Every ``runs/*/result.json`` under ``home`` that does not follow
+    ``shipyard.result_schema()``: its path and the schema's most relevant complaint."""
+    schema = shipyard.result_schema()
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    problems = []
+    for path in sorted(Path(home).glob("runs/*/result.json")):
+        try:
+            document = json.loads(path.read_text())
+        except ValueError as err:
+            problems.append(f"{path}: not JSON: {err}")
+            continue
+        error = jsonschema.exceptions.best_match(validator.iter_errors(document))
+        if error is not None:
+            where = "/".join(str(p) for p in error.absolute_path) or "the top level"
+            problems.append(f"{path}: at {where}: {error.message}")
+    return problems
+
+
+@pytest.fixture(autouse=True)
+def results_follow_their_schema(monkeypatch):
+    """After each test, the results written under the SHIPYARD_HOME it set (the ``home``
+    fixture's, or one a test or fixture set itself) must follow the result schema.
+
+    It asks for ``monkeypatch`` so that it ends before the test's environment is undone:
+    SHIPYARD_HOME still names the test's home here."""
+    yield
+    root = os.environ.get("SHIPYARD_HOME")
+    if root and root != _OUTER_HOME:
+        problems = result_problems(Path(root))
+        if problems:
+            pytest.fail("result.json that does not follow shipyard.result_schema():\n"
+                        + "\n".join(problems), pytrace=False)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import os
 import signal
 import uuid
 
+import pytest
 import yaml
 
 import shipyard
@@ -68,7 +69,8 @@ def _succeed(cluster: Cluster, stage_job: shipyard.Job, value: str) -> int:
     files = {
         "result.json": {"outputs": [], "value": {"value": value, "job_id": job_id},
                         "job_id": job_id, "attempt": 1, "workload": "python",
-                        "figures": [], "phases": []},
+                        "artifacts": {}, "figures": [], "phases": [],
+                        "report": "report/index.html"},
         "logs/attempt-1.outcome.json": {"status": "succeeded", "attempt": 1},
         "logs/attempt-1.started": "", "logs/attempt-1.log": log}
     for path, content in files.items():

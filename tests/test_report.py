@@ -105,6 +105,8 @@ def _renders(page: Path, kind: str, images: int) -> None:
     assert not check.failed_requests, check.failed_requests
 
 
+@pytest.mark.browser
+@pytest.mark.cluster
 def test_a_dataframe_jobs_report(workdir, scheduler):
     status = _run(_write(workdir, _catalog("churn-prep"), "prep"), scheduler)
     page, text = _check_report(status, "dataframe",
@@ -117,6 +119,8 @@ def test_a_dataframe_jobs_report(workdir, scheduler):
     _renders(page, "dataframe", len(result["figures"]))
 
 
+@pytest.mark.browser
+@pytest.mark.cluster
 def test_an_sklearn_jobs_report(workdir, scheduler):
     doc = _catalog("breast-cancer-grid")
     status = _run(_write(workdir, doc, "grid"), scheduler)
@@ -132,6 +136,7 @@ def test_an_sklearn_jobs_report(workdir, scheduler):
     _renders(page, "sklearn", len(result["figures"]))
 
 
+@pytest.mark.browser
 def test_a_torch_report_page_renders(tmp_path):
     """The torch page from a real torch figure set on a recorded history (the digits
     job itself runs in test_train_jobs.py, which checks its report)."""
@@ -162,6 +167,7 @@ def test_a_torch_report_page_renders(tmp_path):
     _renders(page, "torch", len(result["figures"]))
 
 
+@pytest.mark.cluster
 def test_progress_reaches_status_json(home, write_spec, scheduler):
     """While a phase runs Dask tasks, status --json shows the phase, its tasks done of
     total, an ETA and the dashboard; the result then lists the phases with their times."""
@@ -219,6 +225,8 @@ def test_eta_is_estimated_from_the_phases_rate(tmp_path):
     assert [p["phase"] for p in ctx.phase_timings()] == ["start", "train", "save"]
 
 
+@pytest.mark.browser
+@pytest.mark.cluster
 def test_a_failed_jobs_report_shows_the_reason_and_the_log_tail(home, write_spec):
     spec = write_spec("jobfuncs:boom", {"message": "kaputt"})
     status = shipyard_json("run", str(spec))
@@ -241,17 +249,23 @@ def test_a_failed_jobs_report_shows_the_reason_and_the_log_tail(home, write_spec
 def test_the_schema_can_fail():
     schema = shipyard.result_schema()
     good = {"job_id": "j", "attempt": 1, "workload": "python", "outputs": [], "value": 3,
-            "figures": [{"name": "a", "title": "A", "path": "report/figures/a.png"}],
+            "artifacts": {}, "figures": [{"name": "a", "title": "A",
+                                          "path": "report/figures/a.png"}],
             "phases": [{"phase": "start", "seconds": 0.5}], "report": "report/index.html"}
     jsonschema.validate(good, schema)
     for broken in ({**good, "figures": [{"name": "a", "title": "A", "path": "/abs/a.png"}]},
+                   # only a pipeline's figures are in other run directories (its stages')
+                   {**good, "figures": [{"name": "a", "title": "A",
+                                         "path": "../j2/report/figures/a.png"}]},
                    {k: v for k, v in good.items() if k != "phases"},
+                   {k: v for k, v in good.items() if k != "artifacts"},
                    {k: v for k, v in good.items() if k != "value"},
                    {**good, "workload": "sklearn"}):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(broken, schema)
 
 
+@pytest.mark.cluster
 def test_logs_follow_prints_progress_lines_when_not_a_terminal(home, write_spec):
     spec = write_spec("jobfuncs:progress_steps", {"steps": 3, "pause": 0.5})
     job_id = cli("submit", str(spec), check=True).stdout.strip()
@@ -261,6 +275,7 @@ def test_logs_follow_prints_progress_lines_when_not_a_terminal(home, write_spec)
     assert f"{job_id} SUCCEEDED" in proc.stderr
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("name", ["churn-prep"])
 def test_figures_off_leaves_a_page_without_figures(workdir, scheduler, name):
     doc = _catalog(name, report={"figures": False})

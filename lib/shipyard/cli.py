@@ -69,7 +69,7 @@ _sample_option = click.option(
     "--sample", type=click.FloatRange(min=0, min_open=True, max=1), default=None,
     metavar="FRACTION",
     help="A trial run on this share of each input (e.g. 0.01), on the local cluster, "
-         "outputs kept in the run directory: catches errors in seconds before the full run.")
+         "outputs kept in the run directory: catches errors before paying for the full run.")
 _pipeline_options = [
     click.option("--no-cache", is_flag=True,
                  help="Pipelines: run every stage, even those with a cached result."),
@@ -181,7 +181,9 @@ def _watch_and_report(job, as_json: bool) -> None:
         record = job.cancel()
     if as_json:
         status = job.status_document()
-        status["result"] = job.result() if record.state == "SUCCEEDED" else None
+        status["result"] = (job.result(failed=True)
+                            if record.state == "SUCCEEDED" or record.kind == "pipeline"
+                            else None)
         _print_json(status)
     else:
         if record.kind == "pipeline":
@@ -309,10 +311,16 @@ def cancel(job_id: str) -> None:
 @cli.command()
 @click.argument("job_id")
 def result(job_id: str) -> None:
-    """Print a finished job's result.json."""
+    """Print a finished job's result.json. A pipeline has one however it ended (each
+    stage's state and result); exit 1 if it did not succeed."""
     from shipyard.jobs.api import get_job
 
-    _print_json(get_job(job_id).result())
+    job = get_job(job_id)
+    _print_json(job.result(failed=True))
+    record = job.status()
+    if record.state != "SUCCEEDED":  # a pipeline (a job that did not succeed has none)
+        click.echo(f"pipeline {record.id} ended {record.state}: {record.reason}", err=True)
+        sys.exit(1)
 
 
 @cli.command()

@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from shipyard.jobs.api import Job
     from shipyard.jobs.store import JobEvent, JobRecord
 
-__all__ = ["format_status", "format_table", "format_progress", "dashboards", "watch", "elapsed",
-           "summary", "TracebackFolder"]
+__all__ = ["format_status", "format_table", "format_progress", "shown_progress", "dashboards",
+           "watch", "elapsed", "summary", "TracebackFolder"]
 
 _END = object()
 
@@ -34,6 +34,16 @@ class TracebackFolder:
     the log file (``shipyard logs ID``), not there. The exception line itself
     (``ValueError: boom``) is kept; chained tracebacks fold the same way.
 
+    Parameters
+    ----------
+    note : str
+        The line shown in place of each traceback.
+    split : callable, optional
+        For a log that interleaves the lines of several sources, each line prefixed with
+        its source (a pipeline's: ``[stage] line``): splits a line into ``(prefix,
+        text)`` with ``prefix + text == line``. Each source's tracebacks then fold on
+        their own, and the lines shown keep their prefix.
+
     Examples
     --------
     >>> folder = TracebackFolder("(traceback folded)")
@@ -41,35 +51,58 @@ class TracebackFolder:
     ...          "    raise ValueError('boom')", "ValueError: boom", "next"]
     >>> [out for line in lines for out in folder.feed(line)]
     ['start', '(traceback folded)', 'ValueError: boom', 'next']
+    >>> def split(line):
+    ...     prefix = line[:line.index("] ") + 2] if line.startswith("[") else ""
+    ...     return prefix, line[len(prefix):]
+    >>> folder = TracebackFolder(" (folded)", split=split)
+    >>> lines = ["[a] Traceback (most recent call last):", "[b] working",
+    ...          '[a]   File "x.py", line 1', "[a] ValueError: boom", "[b] done"]
+    >>> [out for line in lines for out in folder.feed(line)]
+    ['[a]  (folded)', '[b] working', '[a] ValueError: boom', '[b] done']
     """
 
     _CHAIN = ("The above exception was the direct cause", "During handling of the above")
 
-    def __init__(self, note: str):
+    def __init__(self, note: str, split: Callable[[str], tuple[str, str]] | None = None):
         self.note = note
-        self._state = "text"
+        self._split = split
+        self._states: dict[str, str] = {}  # per source (its prefix): where its lines are
+        self._held: dict[str, str] = {}    # per source: a blank line not shown yet
 
     def feed(self, line: str) -> list[str]:
         """The lines to show for one incoming log line (often the line itself)."""
-        if self._state == "text":
+        prefix, text = self._split(line) if self._split is not None else ("", line)
+        return [prefix + shown for shown in self._fold(prefix, text)]
+
+    def _fold(self, source: str, line: str) -> list[str]:
+        state = self._states.get(source, "text")
+        if state == "text":
             if line.rstrip().endswith("Traceback (most recent call last):"):
-                self._state = "frames"
+                self._states[source] = "frames"
                 return [self.note]
             return [line]
-        if self._state == "frames":
+        if state == "frames":
             if not line.strip() or line.startswith((" ", "\t")):
                 return []  # frames, source lines, carets
-            self._state = "after"
+            self._states[source] = "after"
             return [line]  # the exception line
-        if self._state == "after" and line.startswith(self._CHAIN):
-            self._state = "chain"
-            return []
-        if self._state == "chain":
-            if line.rstrip().endswith("Traceback (most recent call last):"):
-                self._state = "frames"
-            return []
-        self._state = "text"
-        return self.feed(line)
+        if state in ("after", "after blank"):
+            if line.startswith(self._CHAIN):
+                self._states[source] = "chain"
+                return []
+            if state == "after" and not line.strip():
+                # Python puts a blank line before "The above exception ...": hold it
+                # until the next line says whether a chained traceback follows
+                self._states[source] = "after blank"
+                self._held[source] = line
+                return []
+            self._states[source] = "text"
+            held = [self._held.pop(source)] if state == "after blank" else []
+            return held + self._fold(source, line)
+        # chain: its message and blank lines, up to the next traceback's header
+        if line.rstrip().endswith("Traceback (most recent call last):"):
+            self._states[source] = "frames"
+        return []
 
 
 def elapsed(record: JobRecord, now: float | None = None) -> float:
@@ -131,6 +164,15 @@ def _attempts(record: JobRecord) -> str:
     return f"attempt {record.attempt} of {record.max_attempts}"
 
 
+def shown_progress(record: JobRecord) -> dict[str, Any]:
+    """The progress to show for ``record``: a job that has ended keeps where it got to,
+    but no ETA (its last estimate was a forecast of a run that is over)."""
+    progress = dict(record.progress or {})
+    if record.state.is_terminal():
+        progress.pop("eta_seconds", None)
+    return progress
+
+
 def format_status(record: JobRecord, events: list[JobEvent], run_dir: str) -> str:
     """The human page of ``shipyard status``."""
     lines = [
@@ -144,7 +186,7 @@ def format_status(record: JobRecord, events: list[JobEvent], run_dir: str) -> st
         f"finished:  {format_utc(record.finished_at)}",
     ]
     if record.progress:
-        lines.append(f"progress:  {format_progress(record.progress) or '-'}")
+        lines.append(f"progress:  {format_progress(shown_progress(record)) or '-'}")
         for label, url in dashboards(record.progress):
             lines.append(f"{label.split()[0].lower() + ':':<10} {url}")
     lines.append(f"run dir:   {run_dir}")
@@ -220,7 +262,12 @@ def watch(job: Job, interactive: bool | None = None, out: TextIO | None = None,
         interactive = out.isatty()
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=_pump_logs, args=(job, lines), daemon=True).start()
-    folder = TracebackFolder(f"  (traceback folded: `shipyard logs {job.id}` shows it in full)")
+    split = None
+    if job.is_pipeline:
+        # its log interleaves its stages' logs, each line prefixed with its stage
+        from shipyard.pipelines.driver import split_stage_line as split
+    folder = TracebackFolder(f"  (traceback folded: `shipyard logs {job.id}` shows it in full)",
+                             split=split)
     if interactive:
         return _watch_live(job, lines, folder, poll)
     return _watch_plain(job, lines, folder, poll, out, err)

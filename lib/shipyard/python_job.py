@@ -2,11 +2,14 @@
 
 The return value goes to ``result.json`` under ``"value"``; it must be JSON-able.
 NumPy scalars and arrays are converted (they are what such functions usually return).
+The files the function left in ``ctx.artifacts_dir`` are listed under ``"artifacts"``, by
+their path in that directory.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shipyard.entrypoints import resolve_callable
@@ -44,11 +47,23 @@ def to_jsonable(value: Any) -> Any:
 
 
 def run(block: PythonWorkload, ctx: JobContext) -> dict[str, Any]:
-    """Run the entrypoint of ``block`` with ``ctx``; return ``{"value": <its result>}``."""
+    """Run the entrypoint of ``block`` with ``ctx``; return ``{"value": <its result>,
+    "artifacts": {name: path}}``."""
     func = resolve_callable(block.entrypoint)
     ctx.logger.info("calling %s with %s", block.entrypoint, sorted(block.params))
     value = func(ctx, **block.params)
     try:
-        return {"value": to_jsonable(value)}
+        value = to_jsonable(value)
     except TypeError as err:
         raise TypeError(f"{block.entrypoint} returned a value that {err}") from None
+    # ctx.artifacts_dir's path, read without creating it: a job that kept no files
+    # leaves no empty directory behind
+    return {"value": value, "artifacts": _kept_files(ctx.run_dir / "artifacts")}
+
+
+def _kept_files(directory: Path) -> dict[str, str]:
+    """The files under ``directory``, by their path in it (``"model.pkl"``,
+    ``"plots/loss.png"``): absolute paths, as ``result.json`` lists artifacts. ``{}``
+    when there is no such directory."""
+    return {path.relative_to(directory).as_posix(): str(path.resolve())
+            for path in sorted(directory.rglob("*")) if path.is_file()}

@@ -16,8 +16,8 @@
 ``result.json`` gets ``outputs``, ``rows`` (in the input, read after pushed-down
 filters, written), ``steps`` (rows after each), ``profile`` (the input's
 info/describe/missing counts, of the columns read), ``read`` (what was pushed down into
-the readers), ``partitions`` and ``partition_size``, and ``notes`` (statistics the steps
-used).
+the readers), ``partitions`` and ``partition_size``, ``notes`` (statistics the steps
+used), and ``artifacts``: none, ``{}`` (the output is the dataset, under ``outputs``).
 """
 
 from __future__ import annotations
@@ -128,6 +128,7 @@ def run(block: s.DataFrameWorkload, ctx: JobContext) -> dict[str, Any]:
                         "filters": [[c, op, str(v)] for c, op, v in plan.filters.get(name, [])]}
                  for name in block.inputs},
         "notes": env.notes,
+        "artifacts": {},
         "seconds": round(time.time() - started, 3),
     }
     if profile is not None:

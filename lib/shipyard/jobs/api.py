@@ -158,15 +158,7 @@ class Job:
         if record.kind == "pipeline":
             if record.state.is_terminal() and path.is_file():
                 return path
-            from shipyard.pipelines.driver import read_options, sample_dir_of
-            from shipyard.pipelines.results import write_pipeline_results
-            from shipyard.spec import load
-
-            spec = load(self.run_dir / "spec.yaml", check_references=False,
-                        base_dir=record.spec_dir)
-            return write_pipeline_results(
-                self.home, self.id, spec, record.state.value, record.reason,
-                sample_dir_of(self.run_dir, read_options(self.run_dir)))
+            return self._write_pipeline_results(record)
         if record.state is JobState.SUCCEEDED:
             if not (self.run_dir / "result.json").is_file():
                 self._backend(record).fetch_results(record)
@@ -180,24 +172,55 @@ class Job:
             started_at=record.started_at, finished_at=record.finished_at,
             log_path=self.home.attempt_log(record.id, record.attempt))
 
-    def result(self) -> dict[str, Any]:
+    def _write_pipeline_results(self, record: JobRecord) -> Path:
+        """Write a pipeline's report (and its ``result.json`` once it has ended) from its
+        stages: for a run whose driver left none (lost, or cancelled without it), or a
+        page asked for while it runs. Returns the page's path."""
+        from shipyard.pipelines.driver import read_options, sample_dir_of
+        from shipyard.pipelines.results import write_pipeline_results
+        from shipyard.spec import load
+
+        spec = load(self.run_dir / "spec.yaml", check_references=False,
+                    base_dir=record.spec_dir)
+        return write_pipeline_results(
+            self.home, self.id, spec, record.state.value, record.reason,
+            sample_dir_of(self.run_dir, read_options(self.run_dir)))
+
+    def result(self, *, failed: bool = False) -> dict[str, Any]:
         """The job's ``result.json``.
+
+        A job has one once it SUCCEEDED. A pipeline has one however it ended: its
+        ``state``, and each stage's state, reason and (where it succeeded) result.
+
+        Parameters
+        ----------
+        failed : bool
+            Return a pipeline's result even if it ended FAILED or CANCELLED (``shipyard
+            result`` does) rather than raise. A job that did not succeed has none either way.
 
         Raises
         ------
         JobFailedError
-            If the job ended FAILED or CANCELLED.
+            If the job ended FAILED or CANCELLED (a pipeline: unless ``failed``).
         UsageError
             If the job has not finished yet.
         """
         record = self.status()
+        if not record.state.is_terminal():
+            raise UsageError(f"{record.kind} {self.id} is still {record.state}; it has no "
+                             f"result yet (`shipyard wait {self.id}` waits for it)")
+        path = self.run_dir / "result.json"
+        if record.kind == "pipeline":
+            if record.state is not JobState.SUCCEEDED and not failed:
+                raise JobFailedError(
+                    f"pipeline {self.id} ended {record.state} ({record.reason}); its "
+                    f"result says how each stage ended (`shipyard result {self.id}`)")
+            if not path.is_file():
+                self._write_pipeline_results(record)
+            return json.loads(path.read_text())
         if record.state is not JobState.SUCCEEDED:
-            if not record.state.is_terminal():
-                raise UsageError(f"job {self.id} is still {record.state}; it has no result "
-                                 f"yet (`shipyard wait {self.id}` waits for it)")
             raise JobFailedError(f"job {self.id} ended {record.state} ({record.reason}); "
                                  f"it has no result")
-        path = self.run_dir / "result.json"
         if not path.is_file():
             self._backend(record).fetch_results(record)
         return json.loads(path.read_text())

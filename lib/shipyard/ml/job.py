@@ -185,5 +185,7 @@ def _predict_only(block: SklearnWorkload, ctx: JobContext) -> dict[str, Any]:
     written = batch_predict(model, meta["features"], block.batch_predict,
                             f"{ctx.job_id}-{ctx.attempt}")
     ctx.add_output(block.batch_predict.output.path)
+    # it keeps no files of its own: the model it used is another run's artifact
     return {"mode": "predict", "model": str(block.model), "model_metadata": meta,
-            "batch_predict": written, "seconds": round(time.time() - started, 3)}
+            "batch_predict": written, "artifacts": {},
+            "seconds": round(time.time() - started, 3)}

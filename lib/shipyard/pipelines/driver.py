@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -40,7 +41,7 @@ from shipyard.pipelines import store as stage_store
 from shipyard.pipelines.cache import StageCache, stage_key
 from shipyard.pipelines.store import SKIPPED, STAGE_TERMINAL, StageRecord
 
-__all__ = ["PipelineDriver", "OPTIONS_FILE", "main"]
+__all__ = ["PipelineDriver", "OPTIONS_FILE", "main", "split_stage_line"]
 
 log = logging.getLogger("shipyard.pipeline")
 
@@ -54,6 +55,30 @@ _DASK_WORKLOADS = {"dataframe", "sklearn"}
 #: The address of the Dask cluster the driver started, kept in the run directory: a
 #: driver started again learns which stages lost their cluster with its predecessor.
 CLUSTER_FILE = "cluster.json"
+
+
+#: A line of the pipeline's log from a stage (``[prep] ...``) or the driver (``[pipeline]
+#: ...``); the driver's own logging has no prefix.
+_PREFIXED = re.compile(r"\[[a-z0-9-]+\](?: |$)")
+
+
+def _prefixed(source: str, line: str) -> str:
+    return f"[{source}] {line}"
+
+
+def split_stage_line(line: str) -> tuple[str, str]:
+    """Split a line of a pipeline's log into its source's prefix and the line as that
+    source wrote it (``prefix + text == line``; no prefix: ``""``).
+
+    Examples
+    --------
+    >>> split_stage_line("[prep]   File 'x.py', line 3")
+    ('[prep] ', "  File 'x.py', line 3")
+    >>> split_stage_line("2026-11-25 12:00:00 INFO shipyard.pipeline: started")
+    ('', '2026-11-25 12:00:00 INFO shipyard.pipeline: started')
+    """
+    match = _PREFIXED.match(line)
+    return (match.group(), line[match.end():]) if match else ("", line)
 
 
 def read_options(run_dir: Path) -> dict[str, Any]:
@@ -213,7 +238,7 @@ class PipelineDriver:
 
     def _say(self, line: str) -> None:
         with self._print_lock:
-            print(f"[pipeline] {line}", flush=True)
+            print(_prefixed("pipeline", line), flush=True)
 
     def _start(self, stage: StageRecord) -> None:
         name = stage.name
@@ -299,7 +324,7 @@ class PipelineDriver:
             try:
                 for line in Job(job_id, home=self.home).logs(follow=True):
                     with self._print_lock:
-                        print(f"[{name}] {line}", flush=True)
+                        print(_prefixed(name, line), flush=True)
             except Exception as err:  # the stage's own log stays complete
                 self._say(f"stage {name}: stopped copying its log: {err}")
 
