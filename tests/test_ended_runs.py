@@ -14,7 +14,7 @@ import yaml
 
 import shipyard
 from shipyard.errors import JobFailedError
-from helpers import pipeline_doc, python_stage, shipyard as cli, wait_until
+from helpers import pipeline_doc, python_stage, shipyard as cli, shipyard_json, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -120,3 +120,5 @@ def test_status_of_a_cancelled_job_shows_how_far_it_got_but_no_eta(home, write_s
     assert "state:     CANCELLED" in page
     assert re.search(r"^progress:  stepping \d+/200$", page, re.MULTILINE), page
     assert "ETA" not in page
+    progress = shipyard_json("status", job_id)["progress"]  # the same in --json
+    assert progress["phase"] == "stepping" and "eta_seconds" not in progress

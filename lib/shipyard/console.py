@@ -15,13 +15,14 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TextIO
 
 from shipyard.jobs.states import JobState
+from shipyard.jobs.store import shown_progress
 from shipyard.units import format_utc
 
 if TYPE_CHECKING:
     from shipyard.jobs.api import Job
     from shipyard.jobs.store import JobEvent, JobRecord
 
-__all__ = ["format_status", "format_table", "format_progress", "shown_progress", "dashboards",
+__all__ = ["format_status", "format_table", "format_progress", "dashboards",
            "watch", "elapsed", "summary", "TracebackFolder"]
 
 _END = object()
@@ -164,15 +165,6 @@ def _attempts(record: JobRecord) -> str:
     return f"attempt {record.attempt} of {record.max_attempts}"
 
 
-def shown_progress(record: JobRecord) -> dict[str, Any]:
-    """The progress to show for ``record``: a job that has ended keeps where it got to,
-    but no ETA (its last estimate was a forecast of a run that is over)."""
-    progress = dict(record.progress or {})
-    if record.state.is_terminal():
-        progress.pop("eta_seconds", None)
-    return progress
-
-
 def format_status(record: JobRecord, events: list[JobEvent], run_dir: str) -> str:
     """The human page of ``shipyard status``."""
     lines = [
@@ -186,7 +178,8 @@ def format_status(record: JobRecord, events: list[JobEvent], run_dir: str) -> st
         f"finished:  {format_utc(record.finished_at)}",
     ]
     if record.progress:
-        lines.append(f"progress:  {format_progress(shown_progress(record)) or '-'}")
+        progress = shown_progress(record.state.value, record.progress)
+        lines.append(f"progress:  {format_progress(progress) or '-'}")
         for label, url in dashboards(record.progress):
             lines.append(f"{label.split()[0].lower() + ':':<10} {url}")
     lines.append(f"run dir:   {run_dir}")

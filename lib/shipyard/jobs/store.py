@@ -136,6 +136,20 @@ _STATUS_COLUMNS = ("id, name, state, reason, attempt, cluster, created_at, start
                    "finished_at, progress, max_attempts, backend, failure_kind, labels")
 
 
+def shown_progress(state: str, progress: dict | None) -> dict | None:
+    """A job's progress as ``status`` shows it: a job that has ended keeps where it got
+    to, but no ETA (its last estimate was a forecast of a run that is over).
+
+    Examples
+    --------
+    >>> shown_progress("CANCELLED", {"phase": "train", "done": 3, "eta_seconds": 55})
+    {'phase': 'train', 'done': 3}
+    """
+    if progress and "eta_seconds" in progress and _STATES[state].is_terminal():
+        return {key: value for key, value in progress.items() if key != "eta_seconds"}
+    return progress
+
+
 def _status(id: str, name: str, state: str, reason: str | None, attempt: int, cluster: str,
             created_at: float, started_at: float | None, finished_at: float | None,
             progress: dict | None, max_attempts: int, backend: str,
@@ -151,7 +165,7 @@ def _status(id: str, name: str, state: str, reason: str | None, attempt: int, cl
         "created_at": iso_time(created_at),
         "started_at": iso_time(started_at),
         "finished_at": iso_time(finished_at),
-        "progress": progress,
+        "progress": shown_progress(state, progress),
         "max_attempts": max_attempts,
         "backend": backend,
         "failure_kind": failure_kind,
