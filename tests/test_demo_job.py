@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,6 +10,8 @@ import pytest
 
 import shipyard
 from helpers import ROOT
+
+pytestmark = pytest.mark.cluster  # the demo job, run as a job on its own LocalCluster
 
 
 @pytest.fixture(scope="module")
@@ -74,43 +75,3 @@ def test_a_rerun_replaces_the_output_whole(home, tmp_path):
         "x0", "x1", "x2", "score", "group"]
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
 
-
-def test_the_quickstart_pipeline_on_a_sample(home, tmp_path):
-    """jobs/quickstart.yaml (`make demo`) end to end on 0.5% of its data: every stage
-    runs, the feature table equals pandas on the same rows, models and network overlap."""
-    import json
-
-    import yaml
-
-    from helpers import shipyard as cli
-    from pandas_reference import assert_same, run_steps
-
-    proc = cli("run", str(ROOT / "jobs" / "quickstart.yaml"), "--sample", "0.005",
-               "--set", "spec.stages.3.torch.config.epochs=1", "--json", timeout=420)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    status = json.loads(proc.stdout)
-    stages = status["result"]["stages"]
-    assert {n: s["state"] for n, s in stages.items()} == {
-        "data": "SUCCEEDED", "features": "SUCCEEDED", "models": "SUCCEEDED",
-        "network": "SUCCEEDED"}
-    assert stages["data"]["result"]["value"]["rows"] == 5000
-
-    spec = yaml.safe_load((ROOT / "jobs" / "quickstart.yaml").read_text())
-    steps = spec["spec"]["stages"][1]["dataframe"]["steps"]
-    data = Path(stages["data"]["output"])
-    expected = run_steps(pd.read_parquet(data / "customers.parquet"), steps,
-                         {"regions": pd.read_parquet(data / "regions.parquet")})
-    assert_same(pd.read_parquet(stages["features"]["output"]), expected, sort=True)
-
-    models = stages["models"]["result"]
-    assert list(models["models"]) == ["logreg", "forest", "boosting"]
-    assert len(models["comparisons"]) == 3
-    assert all(0.5 < m["cv_mean"] <= 1 for m in models["models"].values())
-    network = stages["network"]["result"]
-    # the sample's ~800 training rows, shared by 2 workers, are fewer than a batch of 512
-    # each: they train on them all the same
-    assert 500 < network["metrics"][0]["samples"] < 1000, network["metrics"]
-    assert 0 <= network["test_metrics"]["test_accuracy"] <= 1
-    # models and network need only features: they ran at the same time
-    times = {n: (stages[n]["started_at"], stages[n]["finished_at"]) for n in ("models", "network")}
-    assert times["models"][0] < times["network"][1] and times["network"][0] < times["models"][1]

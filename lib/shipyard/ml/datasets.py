@@ -42,7 +42,14 @@ def dataset_frame(name: str) -> pd.DataFrame:
 def write_datasets(ctx: Any = None, directory: str = "out/datasets",
                    names: list[str] | None = None) -> dict[str, Any]:
     """Write the datasets as ``<directory>/<name>.parquet`` (a ``python`` job entrypoint:
-    ``shipyard.ml.datasets:write_datasets``)."""
+    ``shipyard.ml.datasets:write_datasets``).
+
+    A trial run (``--sample``) writes them whole too: they are small already (at most
+    1,797 rows), and the jobs that read them take their own sample of each.
+    """
+    if ctx is not None and ctx.sample is not None:
+        ctx.logger.info("a trial run writes the datasets whole: they are small, and the "
+                        "jobs that read them take their own sample")
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
     written = {}

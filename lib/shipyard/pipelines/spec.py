@@ -201,7 +201,8 @@ class PipelineSpec(SpecDocument):
 
         With ``sample``, the trial-run version: every input not written by an earlier
         stage keeps that share of its rows, outputs go under ``sample_dir/<stage>/``,
-        and the job runs on the local cluster.
+        and the job runs on the local cluster, drawing no figures unless the spec sets
+        ``report.figures``.
         """
         stage = self.stages[name]
         outputs = self.outputs(sample_dir if sample is not None else None)
@@ -209,10 +210,15 @@ class PipelineSpec(SpecDocument):
         if sample is not None:
             block = _trial_block(stage.workload_name, block, sample, sample_dir, name)
         block = _substitute(block, outputs, outputs[name])
+        report = self.spec.report.model_dump(mode="json")
+        if sample is not None and "figures" not in self.spec.report.model_fields_set:
+            # a figure never fails its stage, so a trial run, there to catch errors, has
+            # no use for them (nor for the passes over the data behind them)
+            report["figures"] = False
         body: dict[str, Any] = {
             "resources": (stage.resources or self.resources()).model_dump(mode="json"),
             "retries": stage.retries,
-            "report": self.spec.report.model_dump(mode="json"),
+            "report": report,
             stage.workload_name: block,
         }
         if stage.timeout is not None:

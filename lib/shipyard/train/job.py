@@ -293,6 +293,11 @@ def run(block: TorchWorkload, ctx: JobContext) -> dict[str, Any]:
     from ray.train.torch import TorchTrainer
     from ray.train.v2.api.config import LoggingConfig
 
+    if ctx.sample is not None and block.data is None:
+        # a trial run samples torch.data; a loop that loads its own data gets all of it
+        ctx.logger.warning("a trial run (--sample %g) samples torch.data, which this job "
+                           "does not set: %s loads its data itself and trains on all of it",
+                           ctx.sample, block.train_loop)
     ray_session = ctx.ray
     planned = ray_session.planned_resources()
     if planned is not None:
