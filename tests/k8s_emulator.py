@@ -2,8 +2,10 @@
 
 The emulator stores objects and serves create/get/list/watch/patch/delete as the API
 server does; this wrapper adds what the tests need and kmock leaves out (label and field
-selectors on lists, ``metadata.uid``/``creationTimestamp``, pod logs) and a kubeconfig
-that points the real ``kubernetes`` client at it. Tests play the controllers' part
+selectors on lists, ``metadata.uid``/``creationTimestamp``/``namespace``, a new
+``resourceVersion`` on every write, pod logs) and a kubeconfig
+that points the real ``kubernetes`` client at it; watches honour the selectors and
+``timeoutSeconds`` as the API server's do. Tests play the controllers' part
 through the same HTTP API (patching ``status`` as Kubernetes' own Job integration tests
 do), so every request shipyard makes goes over the wire and is recorded.
 """
@@ -48,6 +50,19 @@ def _field(obj: dict[str, Any], path: str) -> Any:
     return obj
 
 
+def _selected(request, obj: dict[str, Any]) -> bool:
+    """Whether the request's ``labelSelector`` and ``fieldSelector`` select ``obj``."""
+    params = request.params or {}
+    labels, fields = params.get("labelSelector"), params.get("fieldSelector")
+    if labels and not _matches(obj.get("metadata", {}).get("labels") or {}, labels):
+        return False
+    for term in filter(None, (fields or "").split(",")):
+        key, value = term.split("=", 1)
+        if str(_field(obj, key)) != value:
+            return False
+    return True
+
+
 @dataclass
 class Fault:
     """Answer the next ``times`` requests that ``match`` with ``status`` (0: drop the
@@ -65,6 +80,7 @@ class _Emulator(kmock.KubernetesEmulator):
 
     seen: list
     faults: list
+    version: int = 0
 
     async def _handle(self, request):
         agent = (request.headers or {}).get("User-Agent", "")
@@ -85,21 +101,40 @@ class _Emulator(kmock.KubernetesEmulator):
             meta.setdefault("uid", str(uuid.uuid4()))
             meta.setdefault("creationTimestamp",
                             datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
-            meta.setdefault("resourceVersion", "1")
+            # the URL's namespace, as the API server fills it in (kmock's watches match an
+            # event's object by the namespace written in it)
+            if request.namespace:
+                meta.setdefault("namespace", request.namespace)
+        if (request.action in (kmock.action.CREATE, kmock.action.UPDATE)
+                and isinstance(request.data, dict)):
+            # every write gives the object a new resourceVersion, as the API server's
+            # (etcd's revision) does; kmock keeps the one it was created with
+            self.version += 1
+            request.data.setdefault("metadata", {})["resourceVersion"] = str(self.version)
         return await super()._handle(request)
 
     async def _serve_list(self, request):
         result = await super()._serve_list(request)
-        labels = request.params.get("labelSelector")
-        fields = request.params.get("fieldSelector")
-        items = result["items"]
-        if labels:
-            items = [i for i in items if _matches(i.get("metadata", {}).get("labels") or {}, labels)]
-        if fields:
-            for term in fields.split(","):
-                key, value = term.split("=", 1)
-                items = [i for i in items if str(_field(i, key)) == value]
-        return {**result, "items": items}
+        return {**result, "items": [i for i in result["items"] if _selected(request, i)]}
+
+    async def _serve_watch(self, request):
+        """kmock's watch, with what the API server adds: only the objects its label and
+        field selectors select, and an end after ``timeoutSeconds``. (kube-apiserver,
+        staging/src/k8s.io/apiserver/pkg/endpoints/handlers/get.go, ListResource: a watch
+        request's ``TimeoutSeconds`` becomes the timeout after which its WatchServer
+        ends the stream; kmock's watch never ends by itself.)"""
+        timeout = (request.params or {}).get("timeoutSeconds")
+        events = super()._serve_watch(request)
+        try:
+            # in this task: kmock's event bus serves the task that iterates it
+            async with asyncio.timeout(float(timeout) if timeout else None):
+                async for event in events:
+                    if not isinstance(event, dict) or _selected(request, event.get("object") or {}):
+                        yield event
+        except TimeoutError:
+            return
+        finally:
+            await events.aclose()
 
 
 class Emulator:

@@ -528,6 +528,34 @@ def test_wait_watches_and_survives_a_dropped_watch(cluster, tmp_path):
     assert len(_watches(cluster, before)) == 7
 
 
+def test_a_change_between_a_read_and_the_watch_is_not_missed(cluster, tmp_path, monkeypatch):
+    """The watch starts from the version the backend last read: a Job that completed in
+    between ends the wait at once, not when the watch runs out (an hour here; it was up
+    to WATCH_SECONDS late, and a wait under load missed its bound that way)."""
+    from shipyard.cluster import get_backend
+    from shipyard.cluster.kubernetes import KubernetesBackend
+    from shipyard.cluster.profiles import resolve_cluster
+    from shipyard.jobs.home import Home
+    from shipyard.jobs.store import JobStore
+
+    monkeypatch.setattr(KubernetesBackend, "WATCH_SECONDS", 3600)
+    job = _submit(_spec(tmp_path, "jobfuncs:echo"))
+    name = resource_name(job.id)
+    cluster.pod(_labels(job), phase="Running")
+    store = JobStore(Home.from_env().db)
+    backend = get_backend(resolve_cluster("kubernetes", Home.from_env().clusters),
+                          Home.from_env(), store)
+    assert backend.refresh(store.get(job.id)).state == "RUNNING"  # the read
+    cluster.set_status("Job", name, {"succeeded": 1, "conditions": [
+        {"type": "Complete", "status": "True"}]})
+    waiting = threading.Thread(target=backend.await_change,
+                               args=(store.get(job.id), 0.1, 3600), daemon=True)
+    waiting.start()
+    waiting.join(60)  # only stops a hung test
+    assert not waiting.is_alive(), "the wait missed a change made before its watch began"
+    assert backend.refresh(store.get(job.id)).state == "SUCCEEDED"
+
+
 # -- logs and results, and the contract shared with the local backend -----------------------------
 
 

@@ -27,6 +27,7 @@ profile, ``$KUBECONFIG``, ``~/.kube/config``, else the pod's in-cluster account)
 from __future__ import annotations
 
 import json
+import math
 import logging
 import os
 import time
@@ -91,6 +92,8 @@ class KubernetesBackend(Backend):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._quiet_until = 0.0
+        #: job id -> the resourceVersion of its resource as this process last read it
+        self._read_versions: dict[str, str] = {}
 
     # -- settings and the API client ---------------------------------------------------------
 
@@ -340,9 +343,12 @@ class KubernetesBackend(Backend):
                               self._resource_api(settings, kind).get, name, missing_ok=True)
         if resource is None:
             return None, kind
+        resource = self._plain(settings, resource)
+        version = (resource.get("metadata") or {}).get("resourceVersion")
+        if version:
+            self._read_versions[record.id] = version
         pods = self._pods(settings, record, kind)
-        return observe(kind, self._plain(settings, resource), pods,
-                       self._events(settings, pods, name)), kind
+        return observe(kind, resource, pods, self._events(settings, pods, name)), kind
 
     def _move(self, record: JobRecord, to: JobState, reason: str | None,
               **kwargs: Any) -> JobRecord | None:
@@ -424,7 +430,7 @@ class KubernetesBackend(Backend):
         if not seen.stuck:
             return
         # stuck now, and pending for longer than a pod may take to start
-        if time.time() - self._since_last_move(record) > settings.start_timeout:
+        if self._start_time_left(settings, record) < 0:
             reason = (f"{seen.reason} (nothing started within {settings.start_timeout}s, "
                       "the profile's start_timeout)")
             if self._move(record, JobState.FAILED, reason, failure_kind=FailureKind.CLUSTER):
@@ -499,6 +505,10 @@ class KubernetesBackend(Backend):
         moves = [e.ts for e in self.store.events(record.id) if e.state is not None]
         return moves[-1] if moves else record.created_at
 
+    def _start_time_left(self, settings: KubernetesSettings, record: JobRecord) -> float:
+        """Seconds until a pending attempt has waited the profile's ``start_timeout``."""
+        return settings.start_timeout - (time.time() - self._since_last_move(record))
+
     def _await_change(self, record: JobRecord, poll: float, limit: float) -> None:
         """Watch the job's resource until it changes (or ``limit``/WATCH_SECONDS pass):
         one open request instead of a read every ``poll``. A watch the server drops or
@@ -508,17 +518,29 @@ class KubernetesBackend(Backend):
         settings = self._settings(record)
         kind = self._kind(record)
         name = self._name(record, kind)
-        seconds = max(1, int(min(limit, self.WATCH_SECONDS)))
+        longest = min(limit, self.WATCH_SECONDS)
+        if record.state is JobState.PENDING:
+            # a pod that cannot start changes nothing the watch sees: read the job again
+            # when its start_timeout runs out, not up to WATCH_SECONDS later
+            longest = min(longest, self._start_time_left(settings, record))
+        seconds = max(1, math.ceil(longest))
         calls = self._resource_api(settings, kind)
+        # From the version last read: a change made between that read and this watch is
+        # sent too (the server answers 410 Gone for a version too old: read again).
+        read = self._read_versions.get(record.id)
+        since = {"resource_version": read} if read else {}
         watcher = watch.Watch()
         started = time.monotonic()
         try:
             for event in watcher.stream(calls.lister, *calls.lister_args,
                                         field_selector=f"metadata.name={name}",
-                                        timeout_seconds=seconds,
+                                        timeout_seconds=seconds, **since,
                                         _request_timeout=(self.REQUEST_TIMEOUT[0], seconds + 5)):
-                # ADDED is the object as it already was (sent first on every new watch)
-                if event.get("type") != "ADDED":
+                # ADDED is the object as it is now, sent first by a watch that starts from
+                # no version: a change only if it is not the version last read
+                now = ((event.get("raw_object") or {}).get("metadata") or {}).get(
+                    "resourceVersion")
+                if event.get("type") != "ADDED" or (read and now != read):
                     return
         except Exception as err:  # dropped, refused, timed out: read the job again
             log.debug("watch on %s %s ended: %s", kind, name, err)
