@@ -103,8 +103,28 @@ def _cut(frame: dd.DataFrame, args: s.CutArgs, env: StepEnv) -> dd.DataFrame:
     options = {"bins": bins, "labels": args.labels, "right": args.right,
                "include_lowest": args.include_lowest}
     meta = pd.cut(pd.Series([], dtype="float64"), **options).rename(args.column)
-    binned = column.map_partitions(pd.cut, meta=meta, **options)
+    if args.labels is False:
+        # bin numbers: pandas gives int64, or float64 where any value of the column falls
+        # in no bin (missing, or outside the edges); each partition would decide alone
+        codes = "float64" if _any_in_no_bin(column, options) else "int64"
+        meta = meta.astype(codes)
+        binned = column.map_partitions(_bin_numbers, options, codes, meta=meta)
+    else:
+        binned = column.map_partitions(pd.cut, meta=meta, **options)
     return frame.assign(**{args.into or args.column: binned})
+
+
+def _bin_numbers(part: pd.Series, options: dict[str, Any], dtype: str) -> pd.Series:
+    return pd.cut(part, **options).astype(dtype)
+
+
+def _any_in_no_bin(column: dd.Series, options: dict[str, Any]) -> bool:
+    """Whether ``pd.cut(column, **options)`` leaves any value of the whole column
+    without a bin (one pass over it)."""
+    per_partition = column.map_partitions(
+        lambda part: pd.Series([bool(pd.cut(part, **options).isna().any())]),
+        meta=pd.Series([], dtype=bool))
+    return bool(per_partition.any().compute())
 
 
 def _cut_all_missing(frame: dd.DataFrame, column: dd.Series, args: s.CutArgs) -> dd.DataFrame:
