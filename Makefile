@@ -34,15 +34,19 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null
 
 # Two processes, each taking whole files (module-scoped clusters stay shared): most of
-# the suite waits on jobs, so two at a time fit the 2-core budget.
+# the suite waits on jobs, so two at a time fit the 2-core budget. Files go out in the
+# order collected (conftest puts the longest first); xdist would otherwise reorder them
+# by their number of tests, and a long file of few tests started last.
+PYTEST := $(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
+
 test: $(STAMP) $(CHROMIUM)
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(PYTEST)
 
 # The edit-test loop: the tests that start no cluster, no job, no Ray and no browser (spec,
 # store, CLI shapes, units, equivalence on the in-process scheduler, manifests, the
 # Kubernetes emulator); tests mark the others `cluster` or `browser` (pyproject.toml).
 test-quick: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not cluster and not browser"
+	$(PYTEST) -m "not cluster and not browser"
 
 BENCH_STAMP := $(VENV)/.installed-bench
 

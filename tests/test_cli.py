@@ -6,6 +6,8 @@ import json
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -165,15 +167,34 @@ def test_an_unreachable_cluster_exits_3_and_writes_nothing(home, write_spec):
     assert not (home / "jobs.db").exists()
 
 
+@contextmanager
+def sigint_as_at_a_terminal() -> Iterator[None]:
+    """Children started in here get SIGINT as a command typed at a terminal does.
+
+    A process started in the background of a shell (``make test &``, a CI runner) ignores
+    SIGINT, as POSIX asks, and every process it starts inherits that: Ctrl-C sent to such
+    a child is lost. Python resets its own handlers to the default on exec; an ignored
+    signal or a blocked one stays so.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous_mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+
+
 @pytest.mark.cluster
 def test_ctrl_c_on_run_cancels_the_job(home, write_spec):
     spec = write_spec("jobfuncs:sleepy", {"seconds": 60})
-    proc = subprocess.Popen([sys.executable, "-m", "shipyard", "run", str(spec)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with sigint_as_at_a_terminal():
+        proc = subprocess.Popen([sys.executable, "-m", "shipyard", "run", str(spec)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_until(lambda: any(j["state"] == "RUNNING" for j in shipyard_json("list")),
                timeout=120, what="the job to run")
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1
     assert "cancelling" in err
     assert shipyard_json("list")[0]["state"] == "CANCELLED"

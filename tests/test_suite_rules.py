@@ -4,7 +4,7 @@
   something took: test modules do not read the clock or sleep. How fast something is
   belongs to ``tests/bench/``, reported as a figure. (tests/helpers.py's ``wait_until`` reads
   the clock for its deadline; fixtures' job functions may sleep: they play a slow job.)
-- A deadline only stops a hung test: every ``wait_until``/``wait``/``wait_for`` deadline
+- A deadline only stops a hung test: every deadline of the calls in :data:`WAITS`
   written as a number is at least :data:`SHORTEST_DEADLINE` seconds, unless a comment on
   the call says ``# not a deadline: WHY`` (a test of the timeout itself, a bounded
   clean-up that goes on either way).
@@ -24,7 +24,8 @@ MODULES = sorted([*TESTS.glob("test_*.py"), TESTS / "conftest.py"])
 CLOCK = {("time", "time"), ("time", "monotonic"), ("time", "perf_counter"),
          ("time", "time_ns"), ("time", "monotonic_ns"), ("time", "perf_counter_ns"),
          ("time", "sleep"), ("datetime", "now"), ("datetime", "utcnow")}
-WAITS = {"wait_until", "wait", "wait_for"}
+#: the calls whose ``timeout=`` is a deadline (subprocess's communicate and wait among them)
+WAITS = {"wait_until", "wait", "wait_for", "communicate", "join", "result", "get"}
 SHORTEST_DEADLINE = 60
 
 
@@ -86,7 +87,8 @@ def test_the_checks_find_what_they_look_for():
               "assert time.monotonic() - started < 5\ntime.sleep(0.5)\n"
               "wait_until(lambda: True, timeout=5)\njob.wait(timeout=30)\n"
               "wait_until(lambda: True, timeout=120)\n"
-              "job.wait(timeout=0.2)  # not a deadline: the timeout is what is tested\n")
+              "job.wait(timeout=0.2)  # not a deadline: the timeout is what is tested\n"
+              "proc.communicate(timeout=30)\n")
     sample = ast.parse(source)
     assert sorted(line for line, _ in _clock_calls(sample)) == [2, 3, 4, 5]
-    assert [line for line, _ in _short_deadlines(sample, source)] == [6, 7]
+    assert [line for line, _ in _short_deadlines(sample, source)] == [6, 7, 10]
