@@ -36,11 +36,12 @@ $(CHROMIUM):
 # Two processes, each taking whole files (module-scoped clusters stay shared): most of
 # the suite waits on jobs, so two at a time fit the 2-core budget. Files go out in the
 # order collected (conftest puts the longest first); xdist would otherwise reorder them
-# by their number of tests, and a long file of few tests started last.
+# by their number of tests, and a long file of few tests started last. The full run
+# lists its slowest tests, to keep it within its budget.
 PYTEST := $(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 test: $(STAMP) $(CHROMIUM)
-	$(PYTEST)
+	$(PYTEST) --durations=25
 
 # The edit-test loop: the tests that start no cluster, no job, no Ray and no browser (spec,
 # store, CLI shapes, units, equivalence on the in-process scheduler, manifests, the
