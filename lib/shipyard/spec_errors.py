@@ -11,13 +11,16 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from shipyard.errors import UsageError
 from shipyard.suggest import closest
 
-__all__ = ["describe_errors", "show_value", "dotted", "allowed_keys"]
+__all__ = ["describe_errors", "show_value", "dotted", "allowed_keys", "validated_settings"]
+
+Settings = TypeVar("Settings", bound=BaseModel)
 
 
 def show_value(value: Any, limit: int = 60) -> str:
@@ -187,3 +190,25 @@ def describe_errors(err: ValidationError, model: type[BaseModel]) -> list[str]:
         if line not in lines:
             lines.append(line)
     return lines
+
+
+def validated_settings(model: type[Settings], settings: dict[str, Any], title: str) -> Settings:
+    """``settings`` validated as ``model``, or a UsageError naming every wrong field.
+
+    Parameters
+    ----------
+    model : type of BaseModel
+    settings : dict
+    title : str
+        What was validated, for the message: ``"<title>: <field>: <problem>; ..."``.
+
+    Raises
+    ------
+    UsageError
+        Exit 2, one line: the title, then each problem in document order.
+    """
+    try:
+        return model.model_validate(settings)
+    except ValidationError as err:
+        problems = "; ".join(describe_errors(err, model))
+        raise UsageError(f"{title}: {problems}") from None

@@ -31,10 +31,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from shipyard.errors import UsageError
-from shipyard.spec_errors import describe_errors
+from shipyard.spec_errors import validated_settings
 from shipyard.units import parse_duration
 
 __all__ = ["KubernetesSettings", "StorageSettings", "kubernetes_settings"]
@@ -122,9 +121,5 @@ def kubernetes_settings(name: str, settings: dict[str, Any]) -> KubernetesSettin
     ...                     ).storage.run_url("j-1")
     's3://b/x/runs/j-1'
     """
-    try:
-        return KubernetesSettings.model_validate(settings)
-    except ValidationError as err:
-        problems = "; ".join(describe_errors(err, KubernetesSettings))
-        raise UsageError(f"cluster profile {name!r} (backend kubernetes) is not valid: "
-                         f"{problems}") from None
+    return validated_settings(KubernetesSettings, settings,
+                              f"cluster profile {name!r} (backend kubernetes) is not valid")

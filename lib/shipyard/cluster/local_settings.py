@@ -20,11 +20,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from shipyard.errors import UsageError
 from shipyard.spec import Resources
-from shipyard.spec_errors import describe_errors
+from shipyard.spec_errors import validated_settings
 
 __all__ = ["LocalSettings", "local_settings"]
 
@@ -62,9 +61,5 @@ def local_settings(where: str, settings: dict[str, Any]) -> LocalSettings:
     ...
     shipyard.errors.UsageError: cluster profile local (backend local) is not valid: resources.workers: must be >= 1, got 0
     """
-    try:
-        return LocalSettings.model_validate(settings)
-    except ValidationError as err:
-        problems = "; ".join(describe_errors(err, LocalSettings))
-        raise UsageError(f"cluster profile {where} (backend local) is not valid: "
-                         f"{problems}") from None
+    return validated_settings(LocalSettings, settings,
+                              f"cluster profile {where} (backend local) is not valid")
