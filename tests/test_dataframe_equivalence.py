@@ -1074,3 +1074,9 @@ def test_regression_bin_numbers_are_float_where_any_partition_has_no_bin():
                            "right": False}}, {"query": "x == x"}], npartitions=2)
     check(pd.DataFrame({"x": [0.1, 0.2, 0.9]}),
           [{"cut": {"column": "x", "bins": [0.0, 0.5, 1.0], "labels": False}}], npartitions=2)
+    # integer bins span the column's range: only a missing value falls in no bin
+    check(pd.DataFrame({"x": [np.nan, 0.0, 1.0, 2.0]}),
+          [{"cut": {"column": "x", "bins": 3, "labels": False}}, {"query": "x == x"}],
+          npartitions=2)
+    check(pd.DataFrame({"x": [3.0, 0.0, 1.0, 2.0]}),
+          [{"cut": {"column": "x", "bins": 3, "labels": False}}], npartitions=2)

@@ -89,9 +89,14 @@ def _assign(frame: dd.DataFrame, columns: dict[str, str], env: StepEnv) -> dd.Da
 def _cut(frame: dd.DataFrame, args: s.CutArgs, env: StepEnv) -> dd.DataFrame:
     column = frame[args.column]
     bins: Any = args.bins
+    # whether a value of the column falls in no bin: known from the pass below for
+    #: integer bins, else found by a pass of its own where it matters (bin numbers)
+    in_no_bin: bool | None = None
     if isinstance(bins, int):
-        # pandas spreads integer bins over the data's range: only min and max matter
-        low, high, rows = dask.compute(column.min(), column.max(), column.size)
+        # pandas spreads integer bins over the data's range: only min and max matter,
+        # and every value but a missing one falls in a bin
+        low, high, rows, in_no_bin = dask.compute(column.min(), column.max(), column.size,
+                                                  column.isna().any())
         if rows == 0:
             raise InputDataError(f"cut: no rows are left at this step, and {bins} bins "
                                  f"over an empty column {args.column!r} are undefined")
@@ -106,7 +111,9 @@ def _cut(frame: dd.DataFrame, args: s.CutArgs, env: StepEnv) -> dd.DataFrame:
     if args.labels is False:
         # bin numbers: pandas gives int64, or float64 where any value of the column falls
         # in no bin (missing, or outside the edges); each partition would decide alone
-        codes = "float64" if _any_in_no_bin(column, options) else "int64"
+        if in_no_bin is None:
+            in_no_bin = _any_in_no_bin(column, options)
+        codes = "float64" if in_no_bin else "int64"
         meta = meta.astype(codes)
         binned = column.map_partitions(_bin_numbers, options, codes, meta=meta)
     else:
