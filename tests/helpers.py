@@ -26,10 +26,10 @@ def job_doc(entrypoint: str, params: dict | None = None, name: str = "test-job",
 
 
 def shipyard(*args: str, timeout: float = 120, check: bool = False,
-             env: dict | None = None) -> subprocess.CompletedProcess:
+             env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run the real `shipyard` command (as `python -m shipyard`) and capture its output."""
     proc = subprocess.run([sys.executable, "-m", "shipyard", *args], capture_output=True,
-                          text=True, timeout=timeout, env=env)
+                          text=True, timeout=timeout, env=env, cwd=cwd)
     if check and proc.returncode != 0:
         raise AssertionError(f"shipyard {' '.join(args)} exited {proc.returncode}:\n"
                              f"{proc.stdout}\n{proc.stderr}")

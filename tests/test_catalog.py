@@ -19,7 +19,6 @@ import ast
 import json
 import os
 import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -33,7 +32,7 @@ import pytest
 
 import shipyard
 from shipyard.yamlio import load_yaml
-from helpers import ROOT
+from helpers import ROOT, shipyard as cli
 
 JOBS = ROOT / "jobs"
 CATALOG = sorted(path.name for path in JOBS.glob("*.yaml"))
@@ -328,10 +327,8 @@ class Trials:
 
     def _run(self, name: str) -> Run:
         trial = TRIALS[name]
-        proc = subprocess.run(
-            [sys.executable, "-m", "shipyard", "run", str(JOBS / name),
-             "--sample", str(trial.sample), "--json"],
-            cwd=self.work, env=self.env, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+        proc = cli("run", str(JOBS / name), "--sample", str(trial.sample), "--json",
+                   cwd=self.work, env=self.env, timeout=RUN_TIMEOUT)
         return Run(name, trial, self.work, proc)
 
     def result(self, name: str) -> Run:
