@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-quick bench image clean
+.PHONY: setup demo test test-quick bench image image-gpu clean
 
 setup: $(STAMP)
 
@@ -71,6 +71,11 @@ bench: $(BENCH_STAMP)
 IMAGE ?= shipyard:0.1.0
 image:
 	docker build -f cluster/Dockerfile -t $(IMAGE) .
+
+# The same with CUDA PyTorch, for jobs that ask for GPUs (the profile's `gpu_image`).
+GPU_IMAGE ?= $(IMAGE)-cu128
+image-gpu:
+	docker build -f cluster/Dockerfile --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu128 -t $(GPU_IMAGE) .
 
 clean:
 	rm -rf $(VENV) out

@@ -393,6 +393,25 @@ def test_job_retries_move_the_attempt_on(cluster, tmp_path):
         "PENDING", "RUNNING", "PENDING", "RUNNING", "SUCCEEDED"]
 
 
+def test_an_attempts_log_is_its_pods_not_one_a_disruption_replaced(cluster, tmp_path):
+    """A pod that a drain or preemption ended is replaced without counting as an attempt
+    (the Job's podFailurePolicy ignores DisruptionTarget): attempt 2's log is the pod
+    after it, not the second pod."""
+    job = _submit(_spec(tmp_path, "jobfuncs:echo", retries=2))
+    name = resource_name(job.id)
+    first = cluster.pod(_labels(job), name=f"{name}-aaaaa", phase="Failed",
+                        containerStatuses=_terminated("Error", 1))
+    evicted = cluster.pod(_labels(job), name=f"{name}-bbbbb", phase="Failed", conditions=[
+        {"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI"}])
+    second = cluster.pod(_labels(job), name=f"{name}-ccccc", phase="Running")
+    for pod, text in ((first, "attempt one\n"), (evicted, "evicted\n"),
+                      (second, "attempt two\n")):
+        cluster.emulator.logs[(NS, pod)] = text
+    cluster.set_status("Job", name, {"failed": 1, "active": 1})
+    assert job.status().attempt == 2
+    assert list(job.logs()) == ["attempt one", "--- attempt 2 ---", "attempt two"]
+
+
 def test_dask_job_states_and_retry_as_a_new_resource(cluster, tmp_path):
     job = _submit(_dataframe_spec(tmp_path, retries=1))
     first = resource_name(job.id)

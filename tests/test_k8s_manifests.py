@@ -18,7 +18,7 @@ import yaml
 
 from helpers import ROOT, shipyard
 from pod_security import pod_specs, violations
-from shipyard.cluster.k8s_render import render, resource_name
+from shipyard.cluster.k8s_render import redirect_local_outputs, render, resource_name
 from shipyard.cluster.k8s_settings import kubernetes_settings
 from shipyard.spec import load
 
@@ -128,9 +128,14 @@ def test_catalog_manifests_pass_the_api_schemas_and_the_restricted_profile(name)
             kubernetes_validate.validate({"apiVersion": "v1", "kind": "Pod",
                                           "metadata": {"name": "p"}, "spec": pod},
                                          K8S_VERSION, strict=True)
-    # the spec travels whole in the ConfigMap and loads back to the same spec
-    assert load(yaml.safe_load(config_map["data"]["spec.yaml"])).to_dict() == \
-        load(ROOT / "jobs" / f"{name}.yaml").to_dict()
+    # the spec travels whole in the ConfigMap and loads back to the same spec (a
+    # DaskJob's outputs at local paths moved to the object store: the workers write them)
+    shipped = load(ROOT / "jobs" / f"{name}.yaml")
+    expected = (redirect_local_outputs(shipped, SETTINGS, f"{name}-20261125-101500-ab12")[0]
+                if resource["kind"] == "DaskJob" else shipped.to_dict())
+    assert load(yaml.safe_load(config_map["data"]["spec.yaml"]),
+                check_references=False).to_dict() == load(expected,
+                                                          check_references=False).to_dict()
     storage = json.loads(config_map["data"]["storage.json"])
     assert storage["url"] == f"s3://lake/shipyard/runs/{name}-20261125-101500-ab12"
     for manifest in (config_map, resource):
@@ -189,6 +194,30 @@ def test_dask_job_sizes_the_cluster_from_spec_resources(dataframe_spec):
     assert config_map["metadata"]["name"] == daskjob["metadata"]["name"] + "-spec"
     assert cluster["scheduler"]["service"]["selector"]["dask.org/cluster-name"] == \
         daskjob["metadata"]["name"]
+    # the runner waits for its scheduler as long as a pod may take to start (the
+    # operator starts it first: tests/k8s_operators.py)
+    timeout = runner["args"][runner["args"].index("--dask-connect-timeout") + 1]
+    assert float(timeout) == SETTINGS.start_timeout == 600
+    # every pod says its role (the operator copies the DaskJob's labels onto all of them)
+    roles = {part: cluster[part]["metadata"]["labels"]["app.kubernetes.io/component"]
+             for part in ("scheduler", "worker")}
+    assert roles == {"scheduler": "scheduler", "worker": "worker"}
+    assert daskjob["spec"]["job"]["metadata"]["labels"]["app.kubernetes.io/component"] == \
+        "runner"
+
+
+def test_dask_job_outputs_at_local_paths_go_to_the_object_store(dataframe_spec):
+    """The workers write a DaskJob's output (to_parquet runs on them): a local path would
+    be a path in each worker pod, out of the runner's reach and gone with the pods."""
+    config_map, _ = render(dataframe_spec, SETTINGS, "prep-20261125-101500-ab12")
+    output = yaml.safe_load(config_map["data"]["spec.yaml"])["spec"]["dataframe"]["output"]
+    local = dataframe_spec.workload.output.path
+    assert output["path"] == ("s3://lake/shipyard/runs/prep-20261125-101500-ab12/outputs/"
+                              + local.lstrip("/"))
+    assert output["storage_options"] == SETTINGS.storage.options
+    # the input stays where it was (and is warned about: local_inputs_warning)
+    inputs = yaml.safe_load(config_map["data"]["spec.yaml"])["spec"]["dataframe"]["inputs"]
+    assert inputs["main"]["path"] == dataframe_spec.workload.inputs["main"].path
 
 
 def test_ray_job_sizes_the_workers_from_torch_scaling():
@@ -202,16 +231,60 @@ def test_ray_job_sizes_the_workers_from_torch_scaling():
     assert limits["nvidia.com/gpu"] == "1"
     # one attempt per RayJob: KubeRay's own retries would rerun bad input too
     assert rayjob["spec"]["backoffLimit"] == 0
-    assert rayjob["spec"]["activeDeadlineSeconds"] == 3600
+    # KubeRay's deadline counts provisioning (up to start_timeout) besides the run; the
+    # cluster goes as soon as the job ends, not ttl_after_finished later
+    assert rayjob["spec"]["activeDeadlineSeconds"] == 3600 + SETTINGS.start_timeout
     assert rayjob["spec"]["shutdownAfterJobFinishes"] is True
+    assert rayjob["spec"]["ttlSecondsAfterFinished"] == 0
     assert "--ray-address auto" in rayjob["spec"]["entrypoint"]
     assert "--attempt 1" in rayjob["spec"]["entrypoint"]
+    # checkpoints where every worker pod reaches them (not the head's disk)
+    head = rayjob["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in head["containers"][0]["env"]}
+    assert env["SHIPYARD_TRAIN_STORAGE"] == "s3://lake/shipyard/train"
+    # the head holds GCS, dashboard, raylet and the driver
+    assert head["containers"][0]["resources"]["requests"]["memory"] == "4Gi"
     # the embedded cluster is a valid RayCluster too
     clusters = SHARED_CRDS / "ray.io_rayclusters.yaml"
     jsonschema.validate({"apiVersion": "ray.io/v1", "kind": "RayCluster",
                          "metadata": {"name": "c"}, "spec": rayjob["spec"]["rayClusterSpec"]},
                         _crd_schema(clusters))
     assert "shipyard.jobs.runner" in rayjob["spec"]["entrypoint"]
+
+
+def test_jobs_that_ask_for_gpus_run_the_gpu_image_and_are_warned_about_without_one():
+    from shipyard.cluster.k8s_render import submission_warnings
+
+    overrides = ["spec.torch.scaling.use_gpu=true"]
+    spec = load(ROOT / "jobs" / "digits-cnn.yaml", overrides)
+    assert any("gpu_image" in w and "NCCL" in w for w in submission_warnings(spec, SETTINGS))
+    gpu = SETTINGS.model_copy(update={"gpu_image": "registry.example.com/shipyard:0.1.0-cu128"})
+    assert not submission_warnings(spec, gpu)
+    rayjob = render(spec, gpu, "digits-cnn-20261125-101500-ab12")[1]
+    cluster = rayjob["spec"]["rayClusterSpec"]
+    images = {cluster["headGroupSpec"]["template"]["spec"]["containers"][0]["image"],
+              cluster["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]["image"]}
+    assert images == {"registry.example.com/shipyard:0.1.0-cu128"}
+    cpu = render(load(ROOT / "jobs" / "digits-cnn.yaml"), gpu, "d-20261125-101500-ab12")[1]
+    assert cpu["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"][
+        "containers"][0]["image"] == SETTINGS.image
+    assert not submission_warnings(load(ROOT / "jobs" / "digits-cnn.yaml"), SETTINGS)
+
+
+def test_file_names_in_comments_and_docs_exist():
+    """Comments and docs that name a file of the repository (`k8s/role.yaml` was renamed
+    and stayed in three places) name one that exists."""
+    import re
+
+    # the kustomize base and the test modules (cluster/NAME.yaml, jobs/x.yaml are examples)
+    named = re.compile(r"\b(k8s/[\w.-]+\.yaml|tests/[\w/.-]+\.py)\b")
+    sources = [*ROOT.joinpath("lib").rglob("*.py"), *ROOT.joinpath("cluster").iterdir(),
+               *ROOT.joinpath("k8s").iterdir(), ROOT / "README.md", ROOT / "Makefile"]
+    missing = {(path.relative_to(ROOT).as_posix(), name)
+               for path in sources if path.is_file()
+               for name in named.findall(path.read_text(errors="replace"))
+               if not (ROOT / name).exists()}
+    assert not missing, missing
 
 
 def test_resource_names_fit_every_derived_name():

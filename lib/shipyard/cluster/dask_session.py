@@ -106,6 +106,10 @@ class DaskSession:
     def _connect(self) -> Client:
         from distributed import Client
 
+        # distributed's connect retries a refused connection until the timeout: a
+        # scheduler still starting (its pod, its Service) is waited for
+        log.info("waiting up to %gs for the Dask scheduler at %s", self.connect_timeout,
+                 self.address)
         try:
             client = Client(self.address, timeout=self.connect_timeout)
         except (OSError, TimeoutError) as err:

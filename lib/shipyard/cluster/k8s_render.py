@@ -17,10 +17,24 @@ processes), meets the Pod Security "restricted" profile and mounts no service-ac
 token: no job pod talks to the Kubernetes API. A Job's ``retries`` are its
 ``backoffLimit`` (bad input, exit 2, fails it at once through its ``podFailurePolicy``);
 DaskJobs have no retries and a RayJob's would rerun bad input, so for those two each
-attempt is its own resource (``<name>-a2``, ...) that the backend creates. ``timeout`` is
-the runner pod's ``activeDeadlineSeconds`` (a RayJob's own, for its one attempt). Kubernetes
-deletes finished Jobs after ``ttl_after_finished``; the backend deletes finished DaskJobs
-and RayJobs once it has their results.
+attempt is its own resource (``<name>-a2``, ...) that the backend creates.
+
+``timeout`` counts from the start of the run, not of provisioning, for every kind: it is
+the runner pod's ``activeDeadlineSeconds`` (a Job's, a DaskJob's). KubeRay's deadline
+counts the Ray cluster's provisioning too (``rayjob_controller.go`` sets ``StartTime``
+before creating the cluster), so a RayJob's is ``timeout + start_timeout`` (provisioning
+longer than ``start_timeout`` fails the job anyway) and the backend stops a Ray job that
+has run ``timeout``; its Ray cluster goes as soon as it finishes
+(``ttlSecondsAfterFinished: 0``: KubeRay would keep it, GPUs and all, for that long).
+Kubernetes deletes finished Jobs after ``ttl_after_finished``; the backend deletes finished
+DaskJobs and RayJobs once it has their results.
+
+How the operators read these manifests is what ``tests/k8s_operators.py`` emulates,
+citing their source: KubeRay puts the RayJob's ``entrypoint`` unquoted into its
+submitter's ``bash -ce`` line, so the entrypoint is one plain command (no ``&&``,
+``;`` or ``cd``: the runner's ``--workdir`` changes directory); the dask-kubernetes
+controller creates the runner pod before its scheduler is up, so the runner waits for
+the scheduler for up to ``start_timeout``.
 """
 
 from __future__ import annotations
@@ -28,17 +42,24 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
+from collections.abc import Iterator
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
+
+import yaml
 
 from shipyard.jobs.ids import JOB_ID_PATTERN
 from shipyard.jobs.states import RUNNER_EXIT_CODES, FailureKind
+from shipyard.train.storage import TRAIN_STORAGE_ENV, TRAIN_STORAGE_OPTIONS_ENV
 from shipyard.units import format_memory
 
 if TYPE_CHECKING:
     from shipyard.cluster.k8s_settings import KubernetesSettings
     from shipyard.spec import JobSpec
 
-__all__ = ["render", "local_inputs", "local_inputs_warning", "resource_name", "resource_kind", "KINDS", "PER_ATTEMPT", "LABEL_JOB",
+__all__ = ["render", "local_inputs", "local_inputs_warning", "redirect_local_outputs",
+           "submission_warnings",
+           "uses_gpus", "job_image", "train_storage_env", "resource_name", "resource_kind", "KINDS", "PER_ATTEMPT", "LABEL_JOB",
            "LABEL_ATTEMPT", "LABEL_ROLE", "ANNOTATION_JOB_ID", "RUNNER_CONTAINER"]
 
 #: workload -> (apiVersion, kind, plural) of the resource that runs it
@@ -149,10 +170,13 @@ def _resources(cpu: str | int | float, memory: str | int | None, gpus: int = 0,
 def _container(name: str, settings: KubernetesSettings, *, resources: dict[str, Any],
                command: list[str] | None = None, args: list[str] | None = None,
                ports: list[dict[str, Any]] | None = None,
-               mounts_spec: bool = False) -> dict[str, Any]:
+               mounts_spec: bool = False, image: str | None = None,
+               env: dict[str, str] | None = None) -> dict[str, Any]:
+    environment = {"PYTHONUNBUFFERED": "1", "HOME": WORK_DIR, **(env or {})}
     container: dict[str, Any] = {
-        "name": name, "image": settings.image, "imagePullPolicy": settings.image_pull_policy,
-        "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}, {"name": "HOME", "value": WORK_DIR}],
+        "name": name, "image": image or settings.image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "env": [{"name": key, "value": value} for key, value in environment.items()],
         "resources": resources, "securityContext": _container_security(),
         "volumeMounts": [{"name": "work", "mountPath": WORK_DIR}],
     }
@@ -201,12 +225,13 @@ def _pod_spec(settings: KubernetesSettings, containers: list[dict[str, Any]], *,
     return pod
 
 
-def runner_args(job_id: str, attempt: int | str, **addresses: str) -> list[str]:
+def runner_args(job_id: str, attempt: int | str, **options: str) -> list[str]:
     """The runner's arguments in a job pod: the spec from the ConfigMap, the run
-    directory synced to the profile's object store (see :mod:`shipyard.jobs.run_sync`)."""
+    directory synced to the profile's object store (see :mod:`shipyard.jobs.run_sync`),
+    and ``options`` (``dask_address=...`` -> ``--dask-address ...``)."""
     args = ["--run-dir", RUN_DIR, "--job-id", job_id, "--attempt", str(attempt),
             "--spec-file", f"{SPEC_DIR}/spec.yaml", "--sync", f"{SPEC_DIR}/storage.json"]
-    for key, value in addresses.items():
+    for key, value in options.items():
         args += [f"--{key.replace('_', '-')}", value]
     return args
 
@@ -223,6 +248,7 @@ def _python_job(spec: JobSpec, settings: KubernetesSettings, job_id: str, attemp
     memory = res.memory_per_worker * res.workers if res.memory_per_worker else None
     runner = _container(RUNNER_CONTAINER, settings, command=RUNNER_COMMAND,
                         args=runner_args(job_id, "auto"), mounts_spec=True,
+                        image=job_image(spec, settings),
                         resources=_resources(res.workers * res.threads_per_worker, memory,
                                              res.gpus_per_worker * res.workers,
                                              settings.pod_resources.memory))
@@ -249,14 +275,19 @@ def _dask_job(spec: JobSpec, settings: KubernetesSettings, job_id: str, attempt:
               name: str, config_map: str) -> dict[str, Any]:
     res = spec.spec.resources
     default = settings.pod_resources
-    runner = _container(RUNNER_CONTAINER, settings, command=RUNNER_COMMAND,
-                        # the operator sets DASK_SCHEDULER_ADDRESS in the runner's env
+    image = job_image(spec, settings)  # one image for the cluster: Dask's versions match
+    runner = _container(RUNNER_CONTAINER, settings, command=RUNNER_COMMAND, image=image,
+                        # the operator sets DASK_SCHEDULER_ADDRESS in the runner's env and
+                        # creates the runner pod before the scheduler's (controller.py,
+                        # daskjob_create_components): wait for it as long as a pod may
+                        # take to start
                         args=runner_args(job_id, attempt,
-                                         dask_address="$(DASK_SCHEDULER_ADDRESS)"),
+                                         dask_address="$(DASK_SCHEDULER_ADDRESS)",
+                                         dask_connect_timeout=str(settings.start_timeout)),
                         mounts_spec=True, resources=_resources(default.cpu, default.memory))
     memory_limit = str(res.dask_memory_limit)
     worker = _container(
-        "worker", settings,
+        "worker", settings, image=image,
         args=["dask", "worker", "--name", "$(DASK_WORKER_NAME)", "--nthreads",
               str(res.threads_per_worker), "--memory-limit", memory_limit,
               "--dashboard", "--dashboard-address", "8788"],
@@ -264,7 +295,7 @@ def _dask_job(spec: JobSpec, settings: KubernetesSettings, job_id: str, attempt:
         resources=_resources(res.threads_per_worker, res.memory_per_worker,
                              res.gpus_per_worker, default.memory))
     scheduler = _container(
-        "scheduler", settings, args=["dask", "scheduler"],
+        "scheduler", settings, args=["dask", "scheduler"], image=image,
         ports=[{"name": "tcp-comm", "containerPort": 8786, "protocol": "TCP"},
                {"name": "http-dashboard", "containerPort": 8787, "protocol": "TCP"}],
         resources=_resources(default.cpu, default.memory))
@@ -274,12 +305,16 @@ def _dask_job(spec: JobSpec, settings: KubernetesSettings, job_id: str, attempt:
         "job": {"metadata": {"labels": _labels(spec, job_id, attempt, "runner")},
                 "spec": _pod_spec(settings, [runner], config_map=config_map,
                                   restart="Never", deadline=spec.spec.timeout)},
-        # (the CRD has no cluster.metadata: the operator labels the cluster's pods with
-        # the DaskJob's own labels)
+        # the operator labels the cluster's pods with the DaskJob's labels, updated with
+        # these (controller.py, daskcluster_create_components): each pod says its role,
+        # so a scheduler's or a worker's state is never taken for the runner's
         "cluster": {
             "spec": {
-                "worker": {"replicas": res.workers, "spec": _pod_spec(settings, [worker])},
+                "worker": {"replicas": res.workers,
+                           "metadata": {"labels": _labels(spec, job_id, attempt, "worker")},
+                           "spec": _pod_spec(settings, [worker])},
                 "scheduler": {
+                    "metadata": {"labels": _labels(spec, job_id, attempt, "scheduler")},
                     "spec": _pod_spec(settings, [scheduler]),
                     "service": {
                         "type": "ClusterIP",
@@ -296,31 +331,62 @@ def _dask_job(spec: JobSpec, settings: KubernetesSettings, job_id: str, attempt:
     }
 
 
+def uses_gpus(spec: JobSpec) -> bool:
+    """Whether the spec's pods ask for GPUs (``use_gpu``, ``gpus_per_worker``)."""
+    scaling = getattr(spec.workload, "scaling", None)
+    return bool(spec.spec.resources.gpus_per_worker or (scaling and scaling.use_gpu))
+
+
+def job_image(spec: JobSpec, settings: KubernetesSettings) -> str:
+    """The image the job's pods run: the profile's ``gpu_image`` for a job that asks for
+    GPUs (the default image's torch is a CPU build: cluster/Dockerfile), else ``image``."""
+    return (settings.gpu_image or settings.image) if uses_gpus(spec) else settings.image
+
+
+def train_storage_env(settings: KubernetesSettings) -> dict[str, str]:
+    """Where Ray Train keeps checkpoints in a RayJob: ``<storage.url>/train``, with the
+    storage's fsspec options (its endpoint, ...) for the filesystem Ray Train writes
+    through. Every worker pod must reach it: Ray 2.60 refuses a path on the head
+    (``train/v2/_internal/execution/storage.py``, ``_check_validation_file``)."""
+    env = {TRAIN_STORAGE_ENV: f"{settings.storage.url}/train"}
+    if settings.storage.options:
+        env[TRAIN_STORAGE_OPTIONS_ENV] = json.dumps(settings.storage.options, sort_keys=True)
+    return env
+
+
 def _ray_job(spec: JobSpec, settings: KubernetesSettings, job_id: str, attempt: int,
              name: str, config_map: str) -> dict[str, Any]:
     scaling = spec.workload.scaling
     default = settings.pod_resources
+    image = job_image(spec, settings)
+    head_size = settings.ray_head_resources
     head = _container(
-        "ray-head", settings, mounts_spec=True, resources=_resources(default.cpu, default.memory),
+        "ray-head", settings, mounts_spec=True, image=image,
+        resources=_resources(head_size.cpu, head_size.memory),
+        env=train_storage_env(settings),
         ports=[{"name": "gcs", "containerPort": 6379, "protocol": "TCP"},
                {"name": "dashboard", "containerPort": 8265, "protocol": "TCP"},
                {"name": "client", "containerPort": 10001, "protocol": "TCP"}])
     worker = _container(
-        "ray-worker", settings,
+        "ray-worker", settings, image=image, env=train_storage_env(settings),
         resources=_resources(scaling.cpus_per_worker, spec.spec.resources.memory_per_worker,
                              1 if scaling.use_gpu else 0, default.memory))
     submitter = _container("ray-job-submitter", settings,
                            resources=_resources("200m", "512Mi"))
-    runner = " ".join(shlex.quote(part) for part in
-                      RUNNER_COMMAND + runner_args(job_id, attempt, ray_address="auto"))
+    # One plain command: KubeRay writes the entrypoint unquoted into its submitter's
+    # `bash -ce` line (common/job.go, BuildJobSubmitCommand: "--", entrypoint, ";"), where
+    # `cd /work && ...` would submit only the `cd` and run the runner in the submitter pod
+    entrypoint = " ".join(shlex.quote(part) for part in RUNNER_COMMAND + runner_args(
+        job_id, attempt, ray_address="auto", workdir=WORK_DIR))
     body: dict[str, Any] = {
         # the runner is the Ray job's driver, on the head (which mounts the ConfigMap)
-        "entrypoint": f"cd {WORK_DIR} && {runner}",
+        "entrypoint": entrypoint,
         "submissionMode": "K8sJobMode",
         # one attempt per RayJob (KubeRay would retry bad input too): see the module docstring
         "backoffLimit": 0,
         "shutdownAfterJobFinishes": True,
-        "ttlSecondsAfterFinished": settings.ttl_after_finished,
+        # the Ray cluster (its GPUs) goes when the job ends; its results are in storage
+        "ttlSecondsAfterFinished": 0,
         "submitterPodTemplate": {
             "metadata": {"labels": _labels(spec, job_id, attempt, "runner")},
             "spec": _pod_spec(settings, [submitter], restart="Never"),
@@ -344,17 +410,36 @@ def _ray_job(spec: JobSpec, settings: KubernetesSettings, job_id: str, attempt: 
         },
     }
     if spec.spec.timeout:
-        body["activeDeadlineSeconds"] = int(spec.spec.timeout)
+        # KubeRay's clock starts before the cluster exists (see the module docstring)
+        body["activeDeadlineSeconds"] = int(spec.spec.timeout) + settings.start_timeout
     return body
 
 
 _BUILDERS = {"Job": _python_job, "DaskJob": _dask_job, "RayJob": _ray_job}
 
 
+def _local_paths(document: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], bool]]:
+    """``(field, the mapping that holds it, whether it is an output)`` for each ``path``
+    of the spec document that names a local file (no ``scheme://``)."""
+    def walk(node: Any, where: str) -> Iterator[tuple[str, dict[str, Any], bool]]:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                here = f"{where}.{key}"
+                if key == "path" and isinstance(value, str) and "://" not in value:
+                    yield here, node, "output" in where
+                else:
+                    yield from walk(value, here)
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                yield from walk(value, f"{where}[{index}]")
+
+    yield from walk(document["spec"], "spec")
+
+
 def local_inputs(spec: JobSpec) -> list[str]:
     """The spec's fields that read a local path, as ``field: path``. In a job pod such a
-    path names a file inside the image, which holds the package and ``jobs/`` only;
-    outputs at local paths are fine (the runner keeps them with its results).
+    path names a file inside the image, which holds the package and ``jobs/`` only.
+    (Outputs at local paths are kept with the results: see :func:`redirect_local_outputs`.)
 
     Examples
     --------
@@ -363,23 +448,8 @@ def local_inputs(spec: JobSpec) -> list[str]:
     ...     "spec": {"python": {"entrypoint": "os.path:join", "params": {}}}}))
     []
     """
-    found: list[str] = []
-
-    def walk(node: Any, where: str) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                here = f"{where}.{key}"
-                if (key == "path" and isinstance(value, str) and "://" not in value
-                        and "output" not in where):
-                    found.append(f"{here}: {value}")
-                else:
-                    walk(value, here)
-        elif isinstance(node, list):
-            for index, value in enumerate(node):
-                walk(value, f"{where}[{index}]")
-
-    walk(spec.to_dict()["spec"], "spec")
-    return found
+    return [f"{where}: {block['path']}" for where, block, output
+            in _local_paths(spec.to_dict()) if not output]
 
 
 def local_inputs_warning(spec: JobSpec) -> str | None:
@@ -390,6 +460,56 @@ def local_inputs_warning(spec: JobSpec) -> str | None:
     return (f"{'; '.join(paths)}: a local path, which a Kubernetes pod reads inside the job "
             "image (it holds the package and jobs/ only); put the data in object storage "
             "(s3://, gs://, ...) and point the spec there, e.g. with --set")
+
+
+def submission_warnings(spec: JobSpec, settings: KubernetesSettings) -> list[str]:
+    """What ``render`` and ``submit`` warn about: inputs the pods cannot read
+    (:func:`local_inputs_warning`), GPUs the image cannot use."""
+    warnings = [local_inputs_warning(spec)]
+    if uses_gpus(spec) and not settings.gpu_image:
+        warnings.append(
+            f"the job asks for GPUs and the profile sets no gpu_image: its image "
+            f"{settings.image} has the CPU build of torch unless it was built from a CUDA "
+            "wheel index (make image-gpu, cluster/Dockerfile), and training with use_gpu "
+            "then fails when NCCL starts; set gpu_image in the profile to the CUDA build")
+    return [w for w in warnings if w]
+
+
+def redirect_local_outputs(spec: JobSpec, settings: KubernetesSettings,
+                           job_id: str) -> tuple[dict[str, Any], list[str]]:
+    """The spec document a DaskJob runs, with each output at a local path moved to
+    ``<run url>/outputs/<path>`` (with the storage's options), and ``field: old -> new``
+    for each. A DaskJob's outputs are written by its worker pods (``to_parquet`` runs
+    there): a local path would land on their disks, out of the runner's reach and gone
+    with the pods. The runner keeps a local output of the other kinds under the same
+    ``outputs/`` (:mod:`shipyard.jobs.run_sync`), so results are found in one place.
+
+    Examples
+    --------
+    >>> from shipyard.cluster.k8s_settings import kubernetes_settings
+    >>> from shipyard.spec import load
+    >>> spec = load({"apiVersion": "shipyard/v1", "kind": "Job", "metadata": {"name": "a"},
+    ...     "spec": {"dataframe": {"inputs": {"main": {"path": "s3://lake/in.csv"}},
+    ...                            "output": {"path": "out/clean.parquet"}}}},
+    ...             check_references=False)
+    >>> settings = kubernetes_settings("k", {"image": "i", "storage": {"url": "s3://b/x"}})
+    >>> redirect_local_outputs(spec, settings, "a-1")[1]
+    ['spec.dataframe.output.path: out/clean.parquet -> s3://b/x/runs/a-1/outputs/out/clean.parquet']
+    """
+    document = spec.to_dict()
+    moved = []
+    for where, block, output in list(_local_paths(document)):
+        if not output:
+            continue
+        # where the runner puts a local output of the other kinds (run_sync's
+        # upload_outputs): the path as written, without a leading / or ..
+        parts = [p for p in PurePosixPath(block["path"]).parts if p not in ("/", ".", "..")]
+        target = f"{settings.storage.run_url(job_id)}/outputs/{'/'.join(parts)}"
+        moved.append(f"{where}: {block['path']} -> {target}")
+        block["path"] = target
+        block["storage_options"] = {**settings.storage.options,
+                                    **(block.get("storage_options") or {})}
+    return document, moved
 
 
 def render(spec: JobSpec, settings: KubernetesSettings, job_id: str,
@@ -415,10 +535,13 @@ def render(spec: JobSpec, settings: KubernetesSettings, job_id: str,
     name = resource_name(job_id, attempt if kind in PER_ATTEMPT else 1)
     config_map = f"{name}-spec"
     storage = {"url": settings.storage.run_url(job_id), "options": settings.storage.options}
+    document = (redirect_local_outputs(spec, settings, job_id)[0] if kind == "DaskJob"
+                else spec.to_dict())
     config = {
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": _metadata(config_map, settings, _labels(spec, job_id, attempt), job_id),
-        "data": {"spec.yaml": spec.to_yaml(), "storage.json": json.dumps(storage)},
+        "data": {"spec.yaml": yaml.safe_dump(document, sort_keys=False),
+                 "storage.json": json.dumps(storage)},
     }
     resource = {
         "apiVersion": api_version, "kind": kind,

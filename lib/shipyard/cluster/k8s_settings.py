@@ -8,6 +8,7 @@ A profile (``cluster/kubernetes.yaml`` is the documented example)::
     kubeconfig: null           # default: $KUBECONFIG, ~/.kube/config, else in-cluster
     namespace: shipyard
     image: registry.example.com/shipyard:0.1.0
+    gpu_image: null            # the image with CUDA torch, for jobs that ask for GPUs
     image_pull_policy: IfNotPresent
     image_pull_secrets: []     # names of Secrets of type kubernetes.io/dockerconfigjson
     service_account: shipyard-job
@@ -15,7 +16,8 @@ A profile (``cluster/kubernetes.yaml`` is the documented example)::
       url: s3://my-bucket/shipyard
       options: {}              # fsspec storage options, e.g. {endpoint_url: ...}
       credentials_secret: null # a Secret whose keys become the job pods' environment
-    pod_resources: {cpu: "1", memory: 2Gi}   # pods the spec does not size (runner, scheduler, head)
+    pod_resources: {cpu: "1", memory: 2Gi}   # pods the spec does not size (runner, scheduler)
+    ray_head_resources: {cpu: "1", memory: 4Gi}  # the Ray head: GCS, dashboard, the driver
     node_selector: {}
     tolerations: []
     ttl_after_finished: 1h     # finished resources are deleted by Kubernetes after this
@@ -95,11 +97,14 @@ class KubernetesSettings(_Model):
     kubeconfig: str | None = None
     namespace: str = "shipyard"
     image: str
+    gpu_image: str | None = None
     image_pull_policy: str = Field("IfNotPresent", pattern="^(Always|IfNotPresent|Never)$")
     image_pull_secrets: list[str] = Field(default_factory=list)
     service_account: str = "shipyard-job"
     storage: StorageSettings
     pod_resources: PodResources = Field(default_factory=PodResources)
+    #: the head holds Ray's GCS, dashboard and raylet and the torch driver: 2Gi is tight
+    ray_head_resources: PodResources = Field(default_factory=lambda: PodResources(memory="4Gi"))
     node_selector: dict[str, str] = Field(default_factory=dict)
     tolerations: list[dict[str, Any]] = Field(default_factory=list)
     ttl_after_finished: Seconds = 3600

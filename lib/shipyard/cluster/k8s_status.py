@@ -127,8 +127,11 @@ def _pods_view(pods: list[dict[str, Any]], events: dict[str, list[dict[str, Any]
     running is not the job running; an evicted worker is not the job failing); any pod
     that cannot start is a reason. With no pod at all, the resource's own warnings are
     (a quota that refuses pods, an operator that rejects the resource)."""
-    runners = [p for p in pods if (p["metadata"].get("labels") or {}).get(LABEL_ROLE)
-               in (None, "runner")]
+    # every pod of a job says its role (k8s_render labels the DaskJob's scheduler and
+    # workers too: the operator copies the DaskJob's own labels onto them, so a pod
+    # without a role is not a runner but a pod someone else labelled)
+    runners = [p for p in pods
+               if (p["metadata"].get("labels") or {}).get(LABEL_ROLE) == "runner"]
     running = any((p.get("status") or {}).get("phase") == "Running" for p in runners)
     problem = None
     for pod in pods:

@@ -8,10 +8,15 @@ profile, ``$KUBECONFIG``, ``~/.kube/config``, else the pod's in-cluster account)
 - **Submitting** creates the workload's resource, then its spec ConfigMap (owned by the
   resource, so Kubernetes deletes both). Names follow from the job id, so creating the same
   attempt twice finds the first one (409 -> already submitted) instead of a second one.
-- **Retries**: a Job and a RayJob retry themselves (``backoffLimit``); the store's attempt
-  follows their failure count. DaskJobs have no retries of their own: the reader that sees
-  an attempt fail creates the next one (``<name>-a<n>``), guarded by the attempt number as
-  the ``ray`` backend does.
+- **Retries**: a Job retries itself (``backoffLimit``); the store's attempt follows its
+  failure count. A DaskJob has no retries of its own and a RayJob's would rerun bad
+  input, so each of their attempts is a resource (``<name>-a<n>``) that the reader who
+  sees the previous attempt fail creates, guarded by the attempt number as the ``ray``
+  backend does.
+- **Timeouts** count from the start of the run: a Job's and a DaskJob's runner pod has
+  ``activeDeadlineSeconds``; a RayJob's deadline also counts its cluster's provisioning
+  (see :mod:`shipyard.cluster.k8s_render`), so the reader that sees its Ray job running
+  past ``spec.timeout`` stops it, as the ``ray`` backend does.
 - **States** come from :mod:`shipyard.cluster.k8s_status` (conditions, pods, events); a
   pod that cannot start (image pull, scheduling) puts its reason on the PENDING job, and
   after the profile's ``start_timeout`` fails it, rather than leaving it pending forever.
@@ -21,7 +26,8 @@ profile, ``$KUBECONFIG``, ``~/.kube/config``, else the pod's in-cluster account)
   Kubernetes has cleaned up.
 - **Cancel** deletes the resource and its ConfigMap with foreground propagation.
 - Requests have timeouts; 429 and 5xx answers and dropped connections are retried a few
-  times, then reported (exit 3); 403 names the missing permission (``k8s/role.yaml``).
+  times, then reported (exit 3); 403 names the missing permission
+  (``k8s/submitter-role.yaml``).
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from shipyard.atomic import write_json_atomic, write_text_atomic
 from shipyard.cluster.base import Backend
 from shipyard.cluster.k8s_render import (
     ANNOTATION_JOB_ID, KINDS, LABEL_ATTEMPT, LABEL_JOB, LABEL_ROLE, PER_ATTEMPT,
-    local_inputs_warning, render, resource_kind, resource_name,
+    redirect_local_outputs, render, resource_kind, resource_name, submission_warnings,
 )
 from shipyard.cluster.k8s_settings import KubernetesSettings, kubernetes_settings
 from shipyard.cluster.k8s_status import Observed, observe
@@ -296,10 +302,21 @@ class KubernetesBackend(Backend):
         self.store.update(record.id, external_id=f"{kind}/{name}")
         self.store.note(record.id, f"created {kind} {name} in namespace {settings.namespace}",
                         record.attempt)
-        warning = local_inputs_warning(spec)
-        if warning and record.attempt == 1:
+        if record.attempt == 1:
+            self._submission_notes(spec, settings, record, kind)
+
+    def _submission_notes(self, spec, settings: KubernetesSettings, record: JobRecord,
+                          kind: str) -> None:
+        """What the user should know about where this spec runs: inputs the pods cannot
+        read, outputs the workers write to object storage, GPUs the image cannot use."""
+        for warning in submission_warnings(spec, settings):
             log.warning("warning: %s", warning)
             self.store.note(record.id, f"warning: {warning}", record.attempt)
+        if kind == "DaskJob":
+            for moved in redirect_local_outputs(spec, settings, record.id)[1]:
+                note = (f"{moved} (the worker pods write it; their disks go with them)")
+                log.warning("note: %s", note)
+                self.store.note(record.id, f"note: {note}", record.attempt)
 
     # -- watching -------------------------------------------------------------------------------
 
@@ -387,7 +404,10 @@ class KubernetesBackend(Backend):
                 return self.store.get(record.id)
             record = moved
         if seen.state is JobState.RUNNING:
-            self._started(record)
+            running = self._started(record)
+            if running is not None and kind == "RayJob" and self._run_time_left(running) < 0:
+                self._stop_timed_out(settings, running, kind)
+                return self.store.get(record.id)
             if seen.reason:
                 self.store.set_reason(record.id, seen.reason, if_state=JobState.RUNNING,
                                       if_attempt=record.attempt)
@@ -505,6 +525,22 @@ class KubernetesBackend(Backend):
         moves = [e.ts for e in self.store.events(record.id) if e.state is not None]
         return moves[-1] if moves else record.created_at
 
+    def _run_time_left(self, record: JobRecord) -> float:
+        """Seconds until a running attempt has run ``spec.timeout`` (inf without one)."""
+        if not record.timeout_s or record.state is not JobState.RUNNING:
+            return math.inf
+        return record.timeout_s - (time.time() - self._since_last_move(record))
+
+    def _stop_timed_out(self, settings: KubernetesSettings, record: JobRecord,
+                        kind: str) -> None:
+        """End an attempt that ran past ``spec.timeout`` (a RayJob, whose own deadline
+        also counts provisioning): its results and logs kept, its resource deleted (the
+        Ray cluster with it), then failed or retried as a timed-out pod would be."""
+        self._finished(settings, record, kind)
+        self._attempt_failed(settings, record, kind, Observed(
+            JobState.FAILED, f"timeout: attempt {record.attempt} ran past spec.timeout "
+            f"({record.timeout_s:g}s)", FailureKind.TIMEOUT))
+
     def _start_time_left(self, settings: KubernetesSettings, record: JobRecord) -> float:
         """Seconds until a pending attempt has waited the profile's ``start_timeout``."""
         return settings.start_timeout - (time.time() - self._since_last_move(record))
@@ -523,6 +559,9 @@ class KubernetesBackend(Backend):
             # a pod that cannot start changes nothing the watch sees: read the job again
             # when its start_timeout runs out, not up to WATCH_SECONDS later
             longest = min(longest, self._start_time_left(settings, record))
+        if kind == "RayJob":
+            # a Ray job past its timeout changes nothing the watch sees either
+            longest = min(longest, self._run_time_left(record))
         seconds = max(1, math.ceil(longest))
         calls = self._resource_api(settings, kind)
         # From the version last read: a change made between that read and this watch is
@@ -597,8 +636,11 @@ class KubernetesBackend(Backend):
         pods = self._pods(settings, probe, kind, role="runner")
         if kind in PER_ATTEMPT:
             return pods
-        # a Job's retries are pods of the same Job, oldest first
-        return pods[attempt - 1: attempt]
+        # A Job's retries are pods of the same Job, oldest first; a pod that a disruption
+        # (a drain, a preemption) ended is replaced without counting as an attempt (the
+        # podFailurePolicy's Ignore rule), so it does not count here either
+        counted = [p for p in pods if not _disrupted(p)]
+        return counted[attempt - 1: attempt]
 
     def _pod_log(self, settings: KubernetesSettings, pod: dict[str, Any]) -> bytes:
         from kubernetes import client
@@ -696,6 +738,13 @@ class _ResourceApi:
     delete: Callable[..., Any]
     lister: Callable[..., Any]
     lister_args: tuple
+
+
+def _disrupted(pod: dict[str, Any]) -> bool:
+    """Whether Kubernetes ended the pod for a disruption (its ``DisruptionTarget``
+    condition), which a Job's podFailurePolicy does not count as a failed attempt."""
+    return any(c.get("type") == "DisruptionTarget" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
 
 
 def _at_attempt(record: JobRecord, attempt: int) -> JobRecord:

@@ -37,6 +37,7 @@ from shipyard.errors import ClusterError, InvalidTransitionError, UsageError
 from shipyard.jobs.home import read_outcome
 from shipyard.jobs.states import FailureKind, JobState, failure_kind_of_exit
 from shipyard.jobs.store import JobRecord
+from shipyard.train.storage import TRAIN_STORAGE_ENV
 
 __all__ = ["RayJobsBackend", "submission_id", "SPEC_ENV"]
 
@@ -193,7 +194,7 @@ class RayJobsBackend(ExistingCluster, Backend):
             env["PYTHONPATH"] = os.pathsep.join(paths)
         if self.profile.settings.get("train_storage"):
             # checkpoints where every node reaches them (read by shipyard.train.job)
-            env["SHIPYARD_TRAIN_STORAGE"] = str(self.profile.settings["train_storage"])
+            env[TRAIN_STORAGE_ENV] = str(self.profile.settings["train_storage"])
         submission = {"python": self.profile.settings.get("python", "python"),
                       "runtime_env": {"env_vars": env}}
         write_json_atomic(path, submission)

@@ -346,8 +346,8 @@ def render(spec: Any, cluster: str | None = None,
     SpecError, UsageError
         An invalid spec, or a cluster profile that is not ``backend: kubernetes``.
     """
-    from shipyard.cluster.k8s_render import local_inputs_warning
     from shipyard.cluster.k8s_render import render as render_manifests
+    from shipyard.cluster.k8s_render import submission_warnings
     from shipyard.cluster.k8s_settings import kubernetes_settings
     from shipyard.cluster.profiles import resolve_cluster
     from shipyard.jobs.ids import new_job_id
@@ -360,8 +360,7 @@ def render(spec: Any, cluster: str | None = None,
                          f"this cluster's backend is {profile.backend}; name a profile with "
                          "backend: kubernetes (e.g. --cluster kubernetes, cluster/kubernetes.yaml)")
     settings = kubernetes_settings(profile.name, profile.settings)
-    warning = local_inputs_warning(job_spec)
-    if warning:
+    for warning in submission_warnings(job_spec, settings):
         logging.getLogger("shipyard.render").warning("warning: %s", warning)
     return render_manifests(job_spec, settings, new_job_id(job_spec.name))
 

@@ -170,7 +170,7 @@ def _sync(storage, run_dir: Path, outcome: dict[str, Any]) -> None:
 
 def run_attempt(run_dir: Path, job_id: str, attempt: int, dask_address: str | None,
                 db: str | None, ray_address: str | None = None,
-                storage=None) -> dict[str, Any]:
+                storage=None, dask_connect_timeout: float | None = None) -> dict[str, Any]:
     """Run the workload once and return the outcome (also written to the outcome file)."""
     from shipyard.cluster.dask_session import DaskSession
     from shipyard.cluster.ray_session import RaySession
@@ -185,7 +185,9 @@ def run_attempt(run_dir: Path, job_id: str, attempt: int, dask_address: str | No
     try:
         spec = load(run_dir / "spec.yaml")
         dask = DaskSession(spec.spec.resources, address=dask_address,
-                           scratch_dir=str(run_dir / "dask-scratch"))
+                           scratch_dir=str(run_dir / "dask-scratch"),
+                           **({"connect_timeout": dask_connect_timeout}
+                              if dask_connect_timeout else {}))
         ray = RaySession(spec.spec.resources, address=ray_address)
         ctx = JobContext(job_id=job_id, attempt=attempt, run_dir=run_dir, spec=spec,
                          dask=dask, ray=ray,
@@ -252,6 +254,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="the attempt number, or auto: count the attempts recorded in "
                              "the --sync store (Kubernetes retries a Job's pod itself)")
     parser.add_argument("--dask-address", default=None, help="use this Dask scheduler")
+    parser.add_argument("--dask-connect-timeout", default=None, type=float, metavar="SECONDS",
+                        help="how long to wait for that scheduler to answer (a DaskJob's "
+                             "runner pod starts before its scheduler)")
+    parser.add_argument("--workdir", default=None, type=Path,
+                        help="run in this directory (where relative paths of the spec "
+                             "resolve); a Ray job's entrypoint cannot `cd` (see "
+                             "shipyard.cluster.k8s_render)")
     parser.add_argument("--ray-address", default=None,
                         help="use this Ray cluster (auto: the one this runs in)")
     parser.add_argument("--spec-from-env", default=None, metavar="VARIABLE",
@@ -276,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         raise Terminated()
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    if args.workdir:
+        os.chdir(args.workdir)
     if args.spec_from_env:
         _spec_from_env(args.run_dir, args.spec_from_env)
     if args.spec_file:
@@ -300,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
         capture = tee_output(attempt_log_path(args.run_dir, attempt))
     with capture:
         outcome = run_attempt(args.run_dir, args.job_id, attempt, args.dask_address,
-                              args.store, args.ray_address, storage)
+                              args.store, args.ray_address, storage,
+                              args.dask_connect_timeout)
     write_json_atomic(attempt_outcome_path(args.run_dir, attempt), outcome)
     _write_report(args.run_dir, args.job_id, outcome)
     if storage is not None:

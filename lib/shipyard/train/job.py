@@ -8,7 +8,7 @@ failure and checkpoint settings.
 2. ``torch.data``, if any, is read with Ray Data and split into ``train``/``validation``.
 3. ``TorchTrainer.fit()`` runs the loop on every worker. Runs live under
    ``<run dir>/train/<job id>`` (or ``$SHIPYARD_TRAIN_STORAGE/<job id>``, storage every
-   node of a multi-node cluster reaches), so a retried job finds the checkpoints of the
+   node of a multi-node cluster reaches: :mod:`shipyard.train.storage`), so a retried job finds the checkpoints of the
    attempt before it and continues from the latest (Ray Train restores a run of the same
    name).
 4. Every ``session.report`` reaches the job's progress (epoch, losses, accuracy) through a
@@ -36,6 +36,7 @@ from ray.train import UserCallback
 from shipyard.entrypoints import resolve_callable
 from shipyard.errors import ClusterError, ResourcesError
 from shipyard.train.session import EXPORT_FILES, HISTORY_FILE, MODEL_FILE
+from shipyard.train.storage import train_storage
 
 if TYPE_CHECKING:
     from shipyard.cluster.ray_session import RaySession
@@ -46,8 +47,6 @@ __all__ = ["run", "check_placeable", "ProgressCallback"]
 
 log = logging.getLogger("shipyard.train")
 
-#: A storage location every node reaches, for multi-node clusters (see _storage_path).
-TRAIN_STORAGE_ENV = "SHIPYARD_TRAIN_STORAGE"
 #: Ray Train's own bound on placing the worker group (read by its controller).
 _START_TIMEOUT_ENV = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"
 #: How often the controller polls the workers. A worker's report waits for that poll, so
@@ -254,14 +253,6 @@ def _failure_message(err: BaseException, block: TorchWorkload) -> BaseException:
     return err
 
 
-def _storage_path(ctx: JobContext) -> str:
-    """Where Ray Train keeps the run's checkpoints: ``$SHIPYARD_TRAIN_STORAGE`` (a URL or
-    path every node of a multi-node cluster reaches: ``s3://...``, NFS) or, by default,
-    ``<run dir>/train``, which only the node of the run directory sees."""
-    shared = os.environ.get(TRAIN_STORAGE_ENV)
-    return shared.rstrip("/") + "/" + ctx.job_id if shared else str(ctx.run_dir / "train")
-
-
 def _copy_model(checkpoint, artifacts: Path) -> dict[str, Any]:
     saved: dict[str, Any] = {"export_format": None}
     with checkpoint.as_directory() as directory:
@@ -316,6 +307,7 @@ def run(block: TorchWorkload, ctx: JobContext) -> dict[str, Any]:
     os.environ[_START_TIMEOUT_ENV] = str(scaling.placement_timeout)
     os.environ.setdefault(_POLL_ENV, _POLL_SECONDS)
     pump = _ProgressPump(ctx, block.epochs)
+    storage_path, storage_filesystem = train_storage(ctx.run_dir)
     try:
         trainer = TorchTrainer(
             loop,
@@ -324,7 +316,8 @@ def run(block: TorchWorkload, ctx: JobContext) -> dict[str, Any]:
                                          resources_per_worker=per_worker),
             run_config=RunConfig(
                 name=ctx.job_id,
-                storage_path=_storage_path(ctx),
+                storage_path=storage_path,
+                storage_filesystem=storage_filesystem,
                 failure_config=FailureConfig(max_failures=block.failure.max_failures,
                                              # a worker group that cannot be placed fails
                                              # the run after placement_timeout, no retries
