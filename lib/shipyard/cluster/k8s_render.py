@@ -24,8 +24,8 @@ the runner pod's ``activeDeadlineSeconds`` (a Job's, a DaskJob's). KubeRay's dea
 counts the Ray cluster's provisioning too (``rayjob_controller.go`` sets ``StartTime``
 before creating the cluster), so a RayJob's is ``timeout + start_timeout`` (provisioning
 longer than ``start_timeout`` fails the job anyway) and the backend stops a Ray job that
-has run ``timeout``; its Ray cluster goes as soon as it finishes
-(``ttlSecondsAfterFinished: 0``: KubeRay would keep it, GPUs and all, for that long).
+has run ``timeout``. Its Ray cluster, GPUs and all, goes as soon as it finishes
+(``ttlSecondsAfterFinished: 0``; KubeRay's deadline deletes nothing by itself).
 Kubernetes deletes finished Jobs after ``ttl_after_finished``; the backend deletes finished
 DaskJobs and RayJobs once it has their results.
 
@@ -57,10 +57,10 @@ if TYPE_CHECKING:
     from shipyard.cluster.k8s_settings import KubernetesSettings
     from shipyard.spec import JobSpec
 
-__all__ = ["render", "local_inputs", "local_inputs_warning", "redirect_local_outputs",
-           "submission_warnings",
-           "uses_gpus", "job_image", "train_storage_env", "resource_name", "resource_kind", "KINDS", "PER_ATTEMPT", "LABEL_JOB",
-           "LABEL_ATTEMPT", "LABEL_ROLE", "ANNOTATION_JOB_ID", "RUNNER_CONTAINER"]
+__all__ = ["render", "resource_name", "resource_kind", "local_inputs", "local_inputs_warning",
+           "redirect_local_outputs", "submission_warnings", "uses_gpus", "job_image",
+           "train_storage_env", "KINDS", "PER_ATTEMPT", "LABEL_JOB", "LABEL_ATTEMPT",
+           "LABEL_ROLE", "ANNOTATION_JOB_ID", "RUNNER_CONTAINER"]
 
 #: workload -> (apiVersion, kind, plural) of the resource that runs it
 KINDS = {
