@@ -16,10 +16,11 @@ import pytest
 from helpers import wait_until
 from shipyard.jobs.procs import terminate_tree
 
-__all__ = ["ray_head", "RayHead"]
+__all__ = ["ray_head", "RayHead", "free_port"]
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port nothing listens on now (another process may take it later)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -27,7 +28,7 @@ def _free_port() -> int:
 
 def _start_ray_head(temp: str) -> tuple[subprocess.Popen, str]:
     """``ray start --head`` with 2 CPUs, its dashboard (the Jobs API) on loopback."""
-    dashboard = _free_port()
+    dashboard = free_port()
     env = dict(os.environ)
     # the jobs' entrypoint runs `python` from the head's PATH: this environment's
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"

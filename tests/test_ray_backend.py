@@ -17,7 +17,7 @@ from shipyard.jobs.home import Home
 from shipyard.jobs.store import JobStore
 from helpers import (ROOT, pipeline_doc, python_stage, shipyard as cli, shipyard_json,
                      wait_until)
-from ray_head import ray_head  # noqa: F401 (a fixture)
+from ray_head import free_port, ray_head  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.cluster  # a Ray head and jobs on it
 
@@ -123,7 +123,7 @@ def test_a_pipeline_runs_each_stage_as_a_ray_job(home, tmp_path, ray_head):
 
 def test_an_unreachable_ray_cluster_exits_3_and_records_nothing(home, tmp_path):
     proc = cli("submit", python_spec(tmp_path, "jobfuncs:echo"), "--cluster",
-               f"http://127.0.0.1:{_free_port()}")
+               f"http://127.0.0.1:{free_port()}")
     assert proc.returncode == 3
     assert "cannot reach the Ray Jobs API" in proc.stderr
     assert json.loads(cli("list", "--json").stdout) == []
