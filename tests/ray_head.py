@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from helpers import wait_until
-from shipyard.jobs.procs import terminate_tree
+from shipyard.core.procs import terminate_tree
 
 __all__ = ["ray_head", "RayHead", "free_port"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import shipyard
-from shipyard.errors import JobFailedError, JobNotFoundError, SpecError
+from shipyard.core.errors import JobFailedError, JobNotFoundError, SpecError
 from helpers import job_doc
 
 

@@ -479,7 +479,7 @@ def test_a_trial_run_of_digits_cnn_says_its_loop_trains_on_all_the_images(tmp_pa
     from shipyard.cluster.dask_session import DaskSession
     from shipyard.cluster.ray_session import RaySession
     from shipyard.context import JobContext
-    from shipyard.errors import ResourcesError
+    from shipyard.core.errors import ResourcesError
     from shipyard.spec import load
     from shipyard.train.job import run as run_torch
 

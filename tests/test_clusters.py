@@ -11,7 +11,7 @@ import yaml
 from distributed import LocalCluster
 
 import shipyard
-from shipyard.jobs.states import JobState
+from shipyard.core.states import JobState
 from shipyard.yamlio import load_yaml
 from helpers import ROOT, job_doc, pipeline_doc, python_stage, shipyard as cli, shipyard_json
 

@@ -9,8 +9,8 @@ import pytest
 from rich.console import Console
 
 from shipyard.console import TracebackFolder, format_status, live_view
-from shipyard.jobs.states import JobState
-from shipyard.jobs.store import JobRecord
+from shipyard.core.states import JobState
+from shipyard.core.store import JobRecord
 from shipyard.pipelines.driver import split_stage_line
 
 NOTE = "  (traceback folded)"

@@ -16,7 +16,7 @@ from shipyard.data.pushdown import plan_reads
 from shipyard.data.readers import read_input
 from shipyard.data.schema import read_schema
 from shipyard.data.spec import DataFrameWorkload, InputSpec
-from shipyard.errors import InputDataError
+from shipyard.core.errors import InputDataError
 from datagen import customers
 
 

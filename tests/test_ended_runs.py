@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 import shipyard
-from shipyard.errors import JobFailedError
+from shipyard.core.errors import JobFailedError
 from helpers import pipeline_doc, python_stage, shipyard as cli, shipyard_json, wait_until
 
 pytestmark = pytest.mark.cluster

@@ -279,8 +279,8 @@ def test_catalog_job_through_the_cli(cluster, monkeypatch):
 def test_submitting_the_same_attempt_again_creates_nothing_new(cluster, tmp_path, home):
     from shipyard.cluster import get_backend
     from shipyard.cluster.profiles import resolve_cluster
-    from shipyard.jobs.home import Home
-    from shipyard.jobs.store import JobStore
+    from shipyard.core.home import Home
+    from shipyard.core.store import JobStore
 
     job = _submit(_spec(tmp_path, "jobfuncs:echo"))
     before = len(cluster.emulator.requests)
@@ -484,7 +484,7 @@ def test_cancel_deletes_everything_with_foreground_propagation(cluster, tmp_path
 
 def test_overloaded_api_is_retried_and_forbidden_is_explained(cluster, tmp_path, monkeypatch):
     from shipyard.cluster.kubernetes import KubernetesBackend
-    from shipyard.errors import ClusterError
+    from shipyard.core.errors import ClusterError
 
     monkeypatch.setattr(KubernetesBackend, "RETRY_DELAY", 0.01)
     path = _spec(tmp_path, "jobfuncs:echo")
@@ -554,8 +554,8 @@ def test_a_change_between_a_read_and_the_watch_is_not_missed(cluster, tmp_path, 
     from shipyard.cluster import get_backend
     from shipyard.cluster.kubernetes import KubernetesBackend
     from shipyard.cluster.profiles import resolve_cluster
-    from shipyard.jobs.home import Home
-    from shipyard.jobs.store import JobStore
+    from shipyard.core.home import Home
+    from shipyard.core.store import JobStore
 
     monkeypatch.setattr(KubernetesBackend, "WATCH_SECONDS", 3600)
     job = _submit(_spec(tmp_path, "jobfuncs:echo"))

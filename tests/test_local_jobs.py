@@ -12,9 +12,9 @@ import psutil
 import pytest
 
 import shipyard
-from shipyard.jobs.home import Home
-from shipyard.jobs.states import JobState
-from shipyard.jobs.store import JobStore
+from shipyard.core.home import Home
+from shipyard.core.states import JobState
+from shipyard.core.store import JobStore
 from helpers import job_doc, shipyard as cli, shipyard_json, wait_until
 
 pytestmark = pytest.mark.cluster  # supervisors, runners and their process trees

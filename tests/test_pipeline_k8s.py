@@ -86,7 +86,7 @@ def _succeed(cluster: Cluster, stage_job: shipyard.Job, value: str) -> int:
 
 def _stop_driver(record) -> None:
     """A driver left running by a failed test: end it (it cancels what it started)."""
-    from shipyard.jobs.procs import is_alive
+    from shipyard.core.procs import is_alive
 
     if is_alive(record.supervisor_pid, record.supervisor_started):
         os.kill(record.supervisor_pid, signal.SIGTERM)
@@ -94,8 +94,8 @@ def _stop_driver(record) -> None:
 
 @pytest.mark.cluster
 def test_each_stage_is_its_own_job_created_once_its_needs_succeeded(cluster, request):
-    from shipyard.jobs.home import Home
-    from shipyard.jobs.store import JobStore
+    from shipyard.core.home import Home
+    from shipyard.core.store import JobStore
     from shipyard.pipelines import store as stage_store
 
     store = JobStore(Home.from_env().db)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from shipyard.jobs.home import Home
-from shipyard.jobs.ids import new_job_id
+from shipyard.core.home import Home
+from shipyard.core.ids import new_job_id
 from shipyard.jobs.process_main import job_process_main
-from shipyard.jobs.states import FailureKind, JobState
-from shipyard.jobs.store import JobStore
+from shipyard.core.states import FailureKind, JobState
+from shipyard.core.store import JobStore
 
 LOG = logging.getLogger("test.process_main")
 

@@ -13,8 +13,8 @@ import yaml
 from shipyard.cluster import get_backend
 from shipyard.cluster.profiles import ClusterProfile
 from shipyard.cluster.ray_jobs import submission_id
-from shipyard.jobs.home import Home
-from shipyard.jobs.store import JobStore
+from shipyard.core.home import Home
+from shipyard.core.store import JobStore
 from helpers import (ROOT, pipeline_doc, python_stage, shipyard as cli, shipyard_json,
                      wait_until)
 from ray_head import free_port, ray_head  # noqa: F401 (a fixture)

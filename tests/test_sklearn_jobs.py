@@ -15,7 +15,7 @@ from sklearn.metrics import accuracy_score, r2_score, silhouette_score
 from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
 
 import shipyard
-from shipyard.errors import SpecError
+from shipyard.core.errors import SpecError
 from shipyard.ml.datasets import write_datasets
 from helpers import shipyard as cli
 from helpers import shipyard_json

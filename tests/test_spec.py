@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 import shipyard
-from shipyard.errors import SpecError, UsageError
+from shipyard.core.errors import SpecError, UsageError
 from shipyard.overrides import apply_overrides, parse_override
 from shipyard.spec import JobSpec, load
 from helpers import job_doc

@@ -5,10 +5,10 @@ import sqlite3
 
 import pytest
 
-from shipyard.errors import InvalidTransitionError, JobNotFoundError
-from shipyard.jobs.ids import JOB_ID_PATTERN, new_job_id
-from shipyard.jobs.states import JobState
-from shipyard.jobs.store import JobStore
+from shipyard.core.errors import InvalidTransitionError, JobNotFoundError
+from shipyard.core.ids import JOB_ID_PATTERN, new_job_id
+from shipyard.core.states import JobState
+from shipyard.core.store import JobStore
 
 
 @pytest.fixture

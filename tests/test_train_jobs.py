@@ -20,7 +20,7 @@ import torch
 from matplotlib.image import imread
 
 import shipyard
-from shipyard.jobs.store import JobStore
+from shipyard.core.store import JobStore
 from shipyard.report.figures import FigureSet
 from shipyard.report.torch_figures import draw_torch_figures, metric_keys, metric_series
 from shipyard.train.examples import DigitsCNN, digits_splits

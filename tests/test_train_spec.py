@@ -9,7 +9,7 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_score, recall_score
 
-from shipyard.errors import ResourcesError, SpecError
+from shipyard.core.errors import ResourcesError, SpecError
 from shipyard.spec import load
 from shipyard.train.job import check_placeable
 from shipyard.train.session import classification_metrics

@@ -30,28 +30,28 @@ _EXPORTS = {
     "get_job": "shipyard.jobs.api",
     "list_jobs": "shipyard.jobs.api",
     "Job": "shipyard.jobs.api",
-    "JobState": "shipyard.jobs.states",
-    "JobRecord": "shipyard.jobs.store",
+    "JobState": "shipyard.core.states",
+    "JobRecord": "shipyard.core.store",
     "JobContext": "shipyard.context",
     "result_schema": "shipyard.jobs.result_schema",
-    "ShipyardError": "shipyard.errors",
-    "SpecError": "shipyard.errors",
-    "InputDataError": "shipyard.errors",
-    "ClusterError": "shipyard.errors",
-    "JobFailedError": "shipyard.errors",
+    "ShipyardError": "shipyard.core.errors",
+    "SpecError": "shipyard.core.errors",
+    "InputDataError": "shipyard.core.errors",
+    "ClusterError": "shipyard.core.errors",
+    "JobFailedError": "shipyard.core.errors",
 }
 
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from shipyard.context import JobContext
-    from shipyard.errors import (ClusterError, InputDataError, JobFailedError,
+    from shipyard.core.errors import (ClusterError, InputDataError, JobFailedError,
                                  ShipyardError, SpecError)
     from shipyard.jobs.api import Job, get_job, list_jobs, render, resume, run, submit
     from shipyard.jobs.result_schema import result_schema
-    from shipyard.jobs.states import JobState
+    from shipyard.core.states import JobState
     from shipyard.pipelines.spec import PipelineSpec
-    from shipyard.jobs.store import JobRecord
+    from shipyard.core.store import JobRecord
     from shipyard.spec import JobSpec, load
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import click
 
 from shipyard import __version__
-from shipyard.errors import ShipyardError
+from shipyard.core.errors import ShipyardError
 
 __all__ = ["cli", "main"]
 
@@ -350,8 +350,8 @@ def cluster() -> None:
 def _backend(name: str | None):
     from shipyard.cluster import get_backend
     from shipyard.cluster.profiles import resolve_cluster
-    from shipyard.jobs.home import Home
-    from shipyard.jobs.store import JobStore
+    from shipyard.core.home import Home
+    from shipyard.core.store import JobStore
 
     home = Home.from_env()
     return get_backend(resolve_cluster(name, home.clusters), home, JobStore(home.db))

@@ -14,13 +14,13 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TextIO
 
-from shipyard.jobs.states import JobState
-from shipyard.jobs.store import shown_progress
+from shipyard.core.states import JobState
+from shipyard.core.store import shown_progress
 from shipyard.units import format_utc
 
 if TYPE_CHECKING:
     from shipyard.jobs.api import Job
-    from shipyard.jobs.store import JobEvent, JobRecord
+    from shipyard.core.store import JobEvent, JobRecord
 
 __all__ = ["format_status", "format_table", "format_progress", "dashboards",
            "watch", "elapsed", "summary", "TracebackFolder"]

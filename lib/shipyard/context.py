@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shipyard.atomic import write_json_atomic
+from shipyard.core.atomic import write_json_atomic
 from shipyard.report.figures import FigureSet
 
 if TYPE_CHECKING:

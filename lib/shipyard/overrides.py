@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from shipyard.errors import UsageError
+from shipyard.core.errors import UsageError
 from shipyard.yamlio import load_yaml
 
 __all__ = ["parse_override", "apply_overrides"]

@@ -49,7 +49,7 @@ from shipyard.data.spec import DataFrameWorkload
 from shipyard.ml.spec import SklearnWorkload
 from shipyard.train.spec import TorchWorkload
 from shipyard.entrypoints import check_call, resolve_callable, resolve_for_spec
-from shipyard.errors import SpecError
+from shipyard.core.errors import SpecError
 from shipyard.overrides import apply_overrides
 from shipyard.spec_errors import describe_errors
 from shipyard.yamlio import load_yaml

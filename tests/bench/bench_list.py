@@ -26,9 +26,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from timing import SHIPYARD, interleave, median, print_table, run_timed  # noqa: E402
 
-from shipyard.jobs.ids import new_job_id  # noqa: E402
-from shipyard.jobs.states import JobState  # noqa: E402
-from shipyard.jobs.store import JobStore  # noqa: E402
+from shipyard.core.ids import new_job_id  # noqa: E402
+from shipyard.core.states import JobState  # noqa: E402
+from shipyard.core.store import JobStore  # noqa: E402
 
 PLAIN_READ = textwrap.dedent('''
     import json, sqlite3, sys

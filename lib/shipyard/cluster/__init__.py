@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from shipyard.cluster.base import Backend
     from shipyard.cluster.profiles import ClusterProfile
-    from shipyard.jobs.home import Home
-    from shipyard.jobs.store import JobStore
+    from shipyard.core.home import Home
+    from shipyard.core.store import JobStore
 
 __all__ = ["BACKENDS", "get_backend"]
 

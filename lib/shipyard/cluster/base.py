@@ -8,7 +8,7 @@ hooks with what differs (how a job is started, watched, stopped).
 Hooks
 -----
 _check_reachable()
-    Raise :class:`~shipyard.errors.ClusterError` if the cluster cannot be reached.
+    Raise :class:`~shipyard.core.errors.ClusterError` if the cluster cannot be reached.
     Called before anything is written, so an unreachable cluster leaves no job behind.
 _scheduler_address()
     The Dask scheduler the runner should use, or None to start a LocalCluster.
@@ -34,16 +34,16 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from shipyard.atomic import write_text_atomic
-from shipyard.errors import ClusterError, UsageError
-from shipyard.jobs.home import attempt_log_path
-from shipyard.jobs.ids import new_job_id
-from shipyard.jobs.states import FailureKind, JobState
+from shipyard.core.atomic import write_text_atomic
+from shipyard.core.errors import ClusterError, UsageError
+from shipyard.core.home import attempt_log_path
+from shipyard.core.ids import new_job_id
+from shipyard.core.states import FailureKind, JobState
 
 if TYPE_CHECKING:
     from shipyard.cluster.profiles import ClusterProfile
-    from shipyard.jobs.home import Home
-    from shipyard.jobs.store import JobRecord, JobStore
+    from shipyard.core.home import Home
+    from shipyard.core.store import JobRecord, JobStore
     from shipyard.spec import JobSpec
 
 __all__ = ["Backend", "ExistingCluster"]

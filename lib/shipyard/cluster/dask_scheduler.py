@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 
 from shipyard.cluster.base import ExistingCluster
 from shipyard.cluster.local import LocalBackend
-from shipyard.errors import ClusterError, UsageError
+from shipyard.core.errors import ClusterError, UsageError
 
 __all__ = ["DaskSchedulerBackend"]
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from shipyard.errors import ClusterError
+from shipyard.core.errors import ClusterError
 
 if TYPE_CHECKING:
     from distributed import Client

@@ -48,8 +48,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from shipyard.jobs.ids import JOB_ID_PATTERN
-from shipyard.jobs.states import RUNNER_EXIT_CODES, FailureKind
+from shipyard.core.ids import JOB_ID_PATTERN
+from shipyard.core.states import RUNNER_EXIT_CODES, FailureKind
 from shipyard.train.storage import TRAIN_STORAGE_ENV, TRAIN_STORAGE_OPTIONS_ENV
 from shipyard.units import format_memory
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from shipyard.cluster.k8s_render import LABEL_ROLE
-from shipyard.jobs.states import FailureKind, JobState, failure_kind_of_exit
+from shipyard.core.states import FailureKind, JobState, failure_kind_of_exit
 
 __all__ = ["Observed", "observe", "pod_problem", "pod_failure"]
 

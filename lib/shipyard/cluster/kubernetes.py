@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from shipyard import __version__
-from shipyard.atomic import write_json_atomic, write_text_atomic
+from shipyard.core.atomic import write_json_atomic, write_text_atomic
 from shipyard.cluster.base import Backend
 from shipyard.cluster.k8s_render import (
     ANNOTATION_JOB_ID, KINDS, LABEL_ATTEMPT, LABEL_JOB, LABEL_ROLE, PER_ATTEMPT,
@@ -50,10 +50,10 @@ from shipyard.cluster.k8s_render import (
 )
 from shipyard.cluster.k8s_settings import KubernetesSettings, kubernetes_settings
 from shipyard.cluster.k8s_status import Observed, observe
-from shipyard.errors import ClusterError, InvalidTransitionError, UsageError
-from shipyard.jobs.home import attempt_log_path, read_outcome
-from shipyard.jobs.states import FailureKind, JobState
-from shipyard.jobs.store import JobRecord
+from shipyard.core.errors import ClusterError, InvalidTransitionError, UsageError
+from shipyard.core.home import attempt_log_path, read_outcome
+from shipyard.core.states import FailureKind, JobState
+from shipyard.core.store import JobRecord
 
 __all__ = ["KubernetesBackend", "PROFILE_FILE"]
 

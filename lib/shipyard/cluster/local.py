@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.cluster.base import Backend
-from shipyard.errors import ClusterError, UsageError
-from shipyard.jobs.procs import is_alive, start_time, terminate_tree
-from shipyard.jobs.states import FailureKind, JobState
-from shipyard.jobs.store import JobRecord
+from shipyard.core.errors import ClusterError, UsageError
+from shipyard.core.procs import is_alive, start_time, terminate_tree
+from shipyard.core.states import FailureKind, JobState
+from shipyard.core.store import JobRecord
 
 __all__ = ["LocalBackend"]
 

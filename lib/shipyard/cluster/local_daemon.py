@@ -23,8 +23,8 @@ import threading
 from pathlib import Path
 from typing import IO, Any
 
-from shipyard.atomic import write_json_atomic
-from shipyard.jobs.procs import start_time
+from shipyard.core.atomic import write_json_atomic
+from shipyard.core.procs import start_time
 
 log = logging.getLogger("shipyard.local_cluster")
 

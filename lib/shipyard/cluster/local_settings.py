@@ -59,7 +59,7 @@ def local_settings(where: str, settings: dict[str, Any]) -> LocalSettings:
     >>> local_settings("local", {"resources": {"workers": 0}})
     Traceback (most recent call last):
     ...
-    shipyard.errors.UsageError: cluster profile local (backend local) is not valid: resources.workers: must be >= 1, got 0
+    shipyard.core.errors.UsageError: cluster profile local (backend local) is not valid: resources.workers: must be >= 1, got 0
     """
     return validated_settings(LocalSettings, settings,
                               f"cluster profile {where} (backend local) is not valid")

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shipyard.errors import UsageError
+from shipyard.core.errors import UsageError
 from shipyard.suggest import closest
 
 __all__ = ["ClusterProfile", "resolve_cluster", "profile_dirs", "known_profiles"]

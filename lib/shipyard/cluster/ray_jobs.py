@@ -30,13 +30,13 @@ import shlex
 import time
 from typing import Any
 
-from shipyard.atomic import write_json_atomic
+from shipyard.core.atomic import write_json_atomic
 from shipyard.cluster.base import Backend, ExistingCluster
 from shipyard.cluster.ray_session import quiet_auth_notice
-from shipyard.errors import ClusterError, InvalidTransitionError, UsageError
-from shipyard.jobs.home import read_outcome
-from shipyard.jobs.states import FailureKind, JobState, failure_kind_of_exit
-from shipyard.jobs.store import JobRecord
+from shipyard.core.errors import ClusterError, InvalidTransitionError, UsageError
+from shipyard.core.home import read_outcome
+from shipyard.core.states import FailureKind, JobState, failure_kind_of_exit
+from shipyard.core.store import JobRecord
 from shipyard.train.storage import TRAIN_STORAGE_ENV
 
 __all__ = ["RayJobsBackend", "submission_id", "SPEC_ENV"]

@@ -19,7 +19,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from shipyard.errors import ClusterError
+from shipyard.core.errors import ClusterError
 
 if TYPE_CHECKING:
     from shipyard.spec import Resources

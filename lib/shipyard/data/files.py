@@ -6,7 +6,7 @@ from typing import Any
 
 import fsspec
 
-from shipyard.errors import InputDataError
+from shipyard.core.errors import InputDataError
 
 __all__ = ["expand", "filesystem"]
 

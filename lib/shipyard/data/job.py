@@ -36,7 +36,7 @@ from shipyard.data.readers import estimated_bytes, read_input
 from shipyard.data.schema import Schema, parquet_layout, read_schema
 from shipyard.data.sizing import partition_size_for
 from shipyard.data.writers import stage_output
-from shipyard.errors import InputDataError, SpecError
+from shipyard.core.errors import InputDataError, SpecError
 from shipyard.report import dataframe_figures as figs
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ import pandas as pd
 
 from shipyard.data import spec as s
 from shipyard.data.stats import column_statistics
-from shipyard.errors import InputDataError
+from shipyard.core.errors import InputDataError
 
 __all__ = ["StepEnv", "apply_step", "STEP_FUNCTIONS"]
 

@@ -29,7 +29,7 @@ import pyarrow as pa
 from shipyard.data.files import expand, filesystem
 from shipyard.data.schema import ParquetLayout, csv_sample, parquet_layout
 from shipyard.data.spec import InputSpec
-from shipyard.errors import InputDataError
+from shipyard.core.errors import InputDataError
 
 __all__ = ["read_input", "estimated_bytes", "decimal_to_float64"]
 

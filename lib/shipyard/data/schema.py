@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from shipyard.data.files import expand, filesystem
 from shipyard.data.spec import InputSpec
-from shipyard.errors import InputDataError
+from shipyard.core.errors import InputDataError
 
 __all__ = ["Schema", "ParquetLayout", "read_schema", "arrow_dtype", "parquet_layout",
            "forget_layouts", "csv_sample"]

@@ -27,7 +27,7 @@ import dask.dataframe as dd
 
 from shipyard.data.files import filesystem
 from shipyard.data.spec import OutputSpec
-from shipyard.errors import InputDataError
+from shipyard.core.errors import InputDataError
 
 __all__ = ["StagedOutput", "stage_output"]
 

@@ -26,10 +26,10 @@ from typing import Any
 from shipyard.cluster import get_backend
 from shipyard.cluster.base import Backend
 from shipyard.cluster.profiles import ClusterProfile
-from shipyard.errors import JobFailedError, UsageError
-from shipyard.jobs.home import Home
-from shipyard.jobs.states import JobState
-from shipyard.jobs.store import JobEvent, JobRecord, JobStore
+from shipyard.core.errors import JobFailedError, UsageError
+from shipyard.core.home import Home
+from shipyard.core.states import JobState
+from shipyard.core.store import JobEvent, JobRecord, JobStore
 
 __all__ = ["Job", "submit", "run", "resume", "render", "get_job", "list_jobs",
            "list_statuses", "exit_code_for"]
@@ -350,7 +350,7 @@ def render(spec: Any, cluster: str | None = None,
     from shipyard.cluster.k8s_render import submission_warnings
     from shipyard.cluster.k8s_settings import kubernetes_settings
     from shipyard.cluster.profiles import resolve_cluster
-    from shipyard.jobs.ids import new_job_id
+    from shipyard.core.ids import new_job_id
 
     job_spec = _as_spec(spec, overrides)
     resolved_home, _ = _open(home)

@@ -12,9 +12,9 @@ import logging
 import sys
 from collections.abc import Callable
 
-from shipyard.jobs.home import Home
-from shipyard.jobs.states import FailureKind, JobState
-from shipyard.jobs.store import JobStore
+from shipyard.core.home import Home
+from shipyard.core.states import FailureKind, JobState
+from shipyard.core.store import JobStore
 
 __all__ = ["job_process_main"]
 

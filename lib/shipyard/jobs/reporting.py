@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from shipyard.jobs.home import read_outcome
+from shipyard.core.home import read_outcome
 from shipyard.report.figures import FIGURE_DIR
 from shipyard.report.page import LOG_TAIL_LINES, REPORT_PATH, ReportData, write_report
 

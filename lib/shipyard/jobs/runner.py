@@ -29,10 +29,10 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from shipyard.atomic import write_json_atomic
-from shipyard.errors import ClusterError, InputDataError, ShipyardError, SpecError
-from shipyard.jobs.home import attempt_log_path, attempt_outcome_path
-from shipyard.jobs.states import RUNNER_EXIT_CODES, FailureKind
+from shipyard.core.atomic import write_json_atomic
+from shipyard.core.errors import ClusterError, InputDataError, ShipyardError, SpecError
+from shipyard.core.home import attempt_log_path, attempt_outcome_path
+from shipyard.core.states import RUNNER_EXIT_CODES, FailureKind
 from shipyard.report.page import REPORT_PATH
 
 __all__ = ["main", "WORKLOAD_RUNNERS", "one_line"]
@@ -113,7 +113,7 @@ def _progress_writer(db: str | None, job_id: str, storage=None):
     object store (Kubernetes: the submitter's `status` reads it there)."""
     store = None
     if db:
-        from shipyard.jobs.store import JobStore
+        from shipyard.core.store import JobStore
 
         store = JobStore(Path(db))
     if store is None and storage is None:

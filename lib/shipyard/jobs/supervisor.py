@@ -25,11 +25,11 @@ import threading
 import time
 from typing import Any
 
-from shipyard.jobs.home import Home, attempt_log_path, attempt_outcome_path, read_outcome
+from shipyard.core.home import Home, attempt_log_path, attempt_outcome_path, read_outcome
 from shipyard.jobs.process_main import job_process_main
-from shipyard.jobs.procs import start_time, terminate_tree
-from shipyard.jobs.states import FailureKind, JobState
-from shipyard.jobs.store import JobRecord, JobStore
+from shipyard.core.procs import start_time, terminate_tree
+from shipyard.core.states import FailureKind, JobState
+from shipyard.core.store import JobRecord, JobStore
 
 __all__ = ["Supervisor", "main"]
 

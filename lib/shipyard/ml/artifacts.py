@@ -15,8 +15,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from shipyard.atomic import write_json_atomic
-from shipyard.errors import InputDataError
+from shipyard.core.atomic import write_json_atomic
+from shipyard.core.errors import InputDataError
 
 __all__ = ["save_model", "load_model", "model_files", "LIBRARIES"]
 

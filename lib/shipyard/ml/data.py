@@ -15,7 +15,7 @@ import pandas as pd
 from pandas.api import types as ptypes
 
 from shipyard.data.readers import read_input
-from shipyard.errors import InputDataError
+from shipyard.core.errors import InputDataError
 from shipyard.ml.checks import feature_columns
 from shipyard.ml.spec import SklearnWorkload
 

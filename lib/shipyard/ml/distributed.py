@@ -28,7 +28,7 @@ import numpy as np
 from sklearn import metrics as sk_metrics
 
 from shipyard.data.readers import read_input
-from shipyard.errors import InputDataError
+from shipyard.core.errors import InputDataError
 from shipyard.ml import metrics
 from shipyard.ml.clustering import candidates
 from shipyard.ml.estimators import resolve_estimator

@@ -13,7 +13,7 @@ from typing import Any
 
 from shipyard.data.readers import read_input
 from shipyard.data.writers import stage_output
-from shipyard.errors import InputDataError
+from shipyard.core.errors import InputDataError
 from shipyard.ml.spec import BatchPredictSpec
 
 __all__ = ["batch_predict"]

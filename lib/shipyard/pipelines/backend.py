@@ -15,14 +15,14 @@ import sys
 import time
 from typing import Any
 
-from shipyard.atomic import write_json_atomic, write_text_atomic
+from shipyard.core.atomic import write_json_atomic, write_text_atomic
 from shipyard.cluster.base import Backend
 from shipyard.cluster.local import _reap_in_background
-from shipyard.errors import UsageError
-from shipyard.jobs.ids import new_job_id
-from shipyard.jobs.procs import is_alive, start_time
-from shipyard.jobs.states import FailureKind, JobState
-from shipyard.jobs.store import JobRecord
+from shipyard.core.errors import UsageError
+from shipyard.core.ids import new_job_id
+from shipyard.core.procs import is_alive, start_time
+from shipyard.core.states import FailureKind, JobState
+from shipyard.core.store import JobRecord
 from shipyard.pipelines import store as stage_store
 from shipyard.pipelines.driver import OPTIONS_FILE, stop_stages
 from shipyard.pipelines.spec import PipelineSpec

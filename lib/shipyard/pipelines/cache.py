@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import shipyard
-from shipyard.atomic import write_json_atomic
+from shipyard.core.atomic import write_json_atomic
 from shipyard.data.files import filesystem
 
 if TYPE_CHECKING:

@@ -32,11 +32,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shipyard.atomic import write_json_atomic
-from shipyard.jobs.home import Home
+from shipyard.core.atomic import write_json_atomic
+from shipyard.core.home import Home
 from shipyard.jobs.process_main import job_process_main
-from shipyard.jobs.states import FailureKind, JobState
-from shipyard.jobs.store import JobStore
+from shipyard.core.states import FailureKind, JobState
+from shipyard.core.store import JobStore
 from shipyard.pipelines import store as stage_store
 from shipyard.pipelines.cache import StageCache, stage_key
 from shipyard.pipelines.store import SKIPPED, STAGE_TERMINAL, StageRecord

@@ -23,14 +23,14 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shipyard.atomic import write_json_atomic
-from shipyard.jobs.states import JobState
-from shipyard.jobs.store import JobStore
+from shipyard.core.atomic import write_json_atomic
+from shipyard.core.states import JobState
+from shipyard.core.store import JobStore
 from shipyard.pipelines import store as stage_store
 from shipyard.report.page import REPORT_PATH, ReportData, write_report
 
 if TYPE_CHECKING:
-    from shipyard.jobs.home import Home
+    from shipyard.core.home import Home
     from shipyard.pipelines.spec import PipelineSpec
 
 __all__ = ["pipeline_result", "write_pipeline_results"]

@@ -50,7 +50,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from shipyard.errors import SpecError
+from shipyard.core.errors import SpecError
 from shipyard.spec import (WORKLOADS, Count, DnsLabel, Duration, ReportSettings, Resources,
                            SpecDocument)
 from shipyard.spec_errors import describe_errors

@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from shipyard.jobs.store import JobStore, iso_time
+from shipyard.core.store import JobStore, iso_time
 
 __all__ = ["StageRecord", "SKIPPED", "STAGE_TERMINAL", "add_stages", "stages", "update_stage",
            "last_succeeded"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shipyard.atomic import write_text_atomic
+from shipyard.core.atomic import write_text_atomic
 from shipyard.report.tables import Table, result_tables
 from shipyard.units import format_utc
 

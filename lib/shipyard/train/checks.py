@@ -4,7 +4,7 @@ config names (``target``, ``features``) are in it."""
 from __future__ import annotations
 
 from shipyard.data.schema import forget_layouts, missing_column_problems, read_schema
-from shipyard.errors import InputDataError
+from shipyard.core.errors import InputDataError
 from shipyard.train.spec import TorchWorkload
 
 __all__ = ["check_workload"]

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from ray.train import UserCallback
 
 from shipyard.entrypoints import resolve_callable
-from shipyard.errors import ClusterError, ResourcesError
+from shipyard.core.errors import ClusterError, ResourcesError
 from shipyard.train.session import EXPORT_FILES, HISTORY_FILE, MODEL_FILE
 from shipyard.train.storage import train_storage
 
@@ -65,7 +65,7 @@ def check_placeable(scaling: ScalingSpec, total: dict[str, float], where: str) -
     >>> check_placeable(ScalingSpec(workers=1, use_gpu=True), {"CPU": 2.0}, "the local Ray instance")
     Traceback (most recent call last):
     ...
-    shipyard.errors.ResourcesError: spec.torch.scaling.use_gpu is true, so each of the 1 workers needs a GPU, but the local Ray instance has no GPU; set use_gpu: false to train on CPUs, or submit to a cluster with GPUs
+    shipyard.core.errors.ResourcesError: spec.torch.scaling.use_gpu is true, so each of the 1 workers needs a GPU, but the local Ray instance has no GPU; set use_gpu: false to train on CPUs, or submit to a cluster with GPUs
     """
     gpus, cpus = total.get("GPU", 0.0), total.get("CPU", 0.0)
     if scaling.use_gpu and gpus < scaling.workers:

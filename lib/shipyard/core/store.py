@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shipyard.errors import InvalidTransitionError, JobNotFoundError
-from shipyard.jobs.states import ALLOWED_TRANSITIONS, FailureKind, JobState
+from shipyard.core.errors import InvalidTransitionError, JobNotFoundError
+from shipyard.core.states import ALLOWED_TRANSITIONS, FailureKind, JobState
 
 __all__ = ["JobStore", "JobRecord", "JobEvent", "iso_time"]
 
