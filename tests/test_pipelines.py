@@ -20,7 +20,7 @@ from shipyard.core.errors import SpecError, UsageError
 from shipyard.jobs.api import get_job, resume
 from shipyard.core.procs import is_alive
 from shipyard.core.states import JobState
-from shipyard.pipelines.spec import load_pipeline
+from shipyard.spec.pipeline import load_pipeline
 from helpers import (job_doc, pipeline_doc as pipeline, python_stage, shipyard as cli,
                      wait_until)
 

@@ -33,7 +33,7 @@ from shipyard.cli import cli as shipyard_cli
 from shipyard.cluster.k8s_settings import kubernetes_settings
 from shipyard.cluster.local_settings import local_settings
 from shipyard.cluster.profiles import resolve_cluster
-from shipyard.pipelines.spec import PipelineSpec
+from shipyard.spec.pipeline import PipelineSpec
 from shipyard.spec import WORKLOADS, JobSpec, load
 from shipyard.yamlio import load_yaml
 from helpers import ROOT, job_doc, pipeline_doc, python_stage, shipyard as run_cli, wait_until

@@ -25,7 +25,7 @@ _EXPORTS = {
     "submit": "shipyard.jobs.api",
     "run": "shipyard.jobs.api",
     "resume": "shipyard.jobs.api",
-    "PipelineSpec": "shipyard.pipelines.spec",
+    "PipelineSpec": "shipyard.spec.pipeline",
     "render": "shipyard.jobs.api",
     "get_job": "shipyard.jobs.api",
     "list_jobs": "shipyard.jobs.api",
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from shipyard.jobs.api import Job, get_job, list_jobs, render, resume, run, submit
     from shipyard.jobs.result_schema import result_schema
     from shipyard.core.states import JobState
-    from shipyard.pipelines.spec import PipelineSpec
+    from shipyard.spec.pipeline import PipelineSpec
     from shipyard.core.store import JobRecord
     from shipyard.spec import JobSpec, load
 

@@ -56,7 +56,7 @@ def diamond(work: float) -> dict:
 
 def stage_jobs(work: float, directory: Path) -> list[Path]:
     """Each stage of the diamond as a job spec of its own (references written out)."""
-    from shipyard.pipelines.spec import load_pipeline
+    from shipyard.spec.pipeline import load_pipeline
 
     spec = load_pipeline(diamond(work), check_references=False)
     paths = []

@@ -227,7 +227,7 @@ class Job:
 
 
 def _as_spec(spec: Any, overrides: Iterable[str] | Mapping[str, Any]):
-    from shipyard.pipelines.spec import PipelineSpec
+    from shipyard.spec.pipeline import PipelineSpec
     from shipyard.spec import JobSpec, load
 
     if isinstance(spec, (JobSpec, PipelineSpec)):
@@ -274,7 +274,7 @@ def submit(spec: Any, cluster: str | None = None,
     """
     from shipyard.cluster.profiles import resolve_cluster
     from shipyard.pipelines.backend import PipelineBackend, pipeline_of_job
-    from shipyard.pipelines.spec import PipelineSpec
+    from shipyard.spec.pipeline import PipelineSpec
 
     job_spec = _as_spec(spec, overrides)
     resolved_home, store = _open(home)

@@ -25,7 +25,7 @@ from shipyard.core.states import FailureKind, JobState
 from shipyard.core.store import JobRecord
 from shipyard.pipelines import store as stage_store
 from shipyard.pipelines.driver import OPTIONS_FILE, stop_stages
-from shipyard.pipelines.spec import PipelineSpec
+from shipyard.spec.pipeline import PipelineSpec
 
 __all__ = ["PipelineBackend", "pipeline_of_job"]
 
@@ -37,7 +37,7 @@ _START_GRACE = 30.0
 
 def pipeline_of_job(job_spec) -> PipelineSpec:
     """A one-stage pipeline running ``job_spec`` (a trial run of a job is a pipeline's)."""
-    from shipyard.pipelines.spec import load_pipeline
+    from shipyard.spec.pipeline import load_pipeline
 
     document = job_spec.to_dict()
     body = document["spec"]

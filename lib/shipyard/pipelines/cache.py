@@ -91,7 +91,7 @@ def _inputs(spec: JobSpec, own_output: str | None) -> list[tuple[str, dict[str, 
     elif name == "python":
         # a python stage declares no inputs: the parameters (at any depth) that name
         # existing paths, other than its own output and what lies in it, are what it reads
-        from shipyard.pipelines.spec import strings
+        from shipyard.spec.pipeline import strings
 
         own = None if own_output is None else Path(own_output).resolve()
         paths = []

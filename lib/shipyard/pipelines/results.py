@@ -31,7 +31,7 @@ from shipyard.report.page import REPORT_PATH, ReportData, write_report
 
 if TYPE_CHECKING:
     from shipyard.core.home import Home
-    from shipyard.pipelines.spec import PipelineSpec
+    from shipyard.spec.pipeline import PipelineSpec
 
 __all__ = ["pipeline_result", "write_pipeline_results"]
 

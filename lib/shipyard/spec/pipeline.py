@@ -51,8 +51,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shipyard.core.errors import SpecError
-from shipyard.spec import (WORKLOADS, Count, DnsLabel, Duration, ReportSettings, Resources,
-                           SpecDocument)
+from shipyard.spec.job import (WORKLOADS, Count, DnsLabel, Duration, ReportSettings,
+                               Resources, SpecDocument, load_job)
 from shipyard.spec_errors import describe_errors
 
 __all__ = ["PipelineSpec", "Stage", "load_pipeline", "stage_job_name"]
@@ -237,10 +237,8 @@ class PipelineSpec(SpecDocument):
                    sample_dir: str | Path | None = None, check_references: bool = False):
         """Stage ``name`` as a loaded :class:`~shipyard.spec.JobSpec` (see
         :meth:`stage_document`); the runner checks its references when it runs."""
-        from shipyard.spec import load
-
-        spec = load(self.stage_document(name, sample=sample, sample_dir=sample_dir),
-                    check_references=check_references, base_dir=self.base_dir)
+        spec = load_job(self.stage_document(name, sample=sample, sample_dir=sample_dir),
+                        check_references=check_references, base_dir=self.base_dir)
         spec._source = f"{self.source} (stage {name})"
         spec._base_dir = self.base_dir
         return spec
@@ -469,14 +467,12 @@ def load_pipeline(document: dict[str, Any], name: str = "the pipeline spec",
     problems = _graph_problems(spec)
     if problems:
         raise SpecError(title, problems)
-    from shipyard.spec import load
-
     for stage_name in spec.order:
         try:
             # inputs an earlier stage writes do not exist yet: their schemas are read
             # when the stage runs
-            load(spec.stage_document(stage_name), check_references=check_references,
-                 check_inputs=not spec.references(stage_name), base_dir=base_dir)
+            load_job(spec.stage_document(stage_name), check_references=check_references,
+                     check_inputs=not spec.references(stage_name), base_dir=base_dir)
         except SpecError as err:
             details = err.problems or [err.message]
             problems.extend(f"stage {stage_name!r}: {line}" for line in details)

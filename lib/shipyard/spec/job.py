@@ -1,6 +1,6 @@
-"""The job spec (``apiVersion: shipyard/v1``, ``kind: Job``): models and loading.
+"""The job spec (``apiVersion: shipyard/v1``, ``kind: Job``): its models.
 
-A spec is validated once, where it enters (:func:`load`), into frozen pydantic models
+A spec is validated once, where it enters (:func:`shipyard.spec.load`), into frozen pydantic models
 that forbid unknown keys. Every problem is reported with its dotted path, and a
 misspelt key gets the closest valid name as a suggestion::
 
@@ -10,6 +10,7 @@ misspelt key gets the closest valid name as a suggestion::
 
 Examples
 --------
+>>> from shipyard.spec import load
 >>> spec = load({
 ...     "apiVersion": "shipyard/v1", "kind": "Job",
 ...     "metadata": {"name": "hello"},
@@ -25,9 +26,9 @@ from __future__ import annotations
 import importlib
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -50,13 +51,9 @@ from shipyard.ml.spec import SklearnWorkload
 from shipyard.train.spec import TorchWorkload
 from shipyard.entrypoints import check_call, resolve_callable, resolve_for_spec
 from shipyard.core.errors import SpecError
-from shipyard.overrides import apply_overrides
 from shipyard.spec_errors import describe_errors
-from shipyard.yamlio import load_yaml
 from shipyard.units import format_duration, format_memory, parse_duration, parse_memory
 
-if TYPE_CHECKING:
-    from shipyard.pipelines.spec import PipelineSpec
 
 __all__ = [
     "API_VERSION",
@@ -67,7 +64,8 @@ __all__ = [
     "Metadata",
     "Resources",
     "PythonWorkload",
-    "load",
+    "WORKLOAD_CHECKS",
+    "load_job",
 ]
 
 API_VERSION = "shipyard/v1"
@@ -337,84 +335,17 @@ class JobSpec(SpecDocument):
         return getattr(self.spec, self.workload_name)
 
 
-def _read_document(path: Path) -> Any:
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise SpecError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise SpecError(f"{path} is a directory; give the path of a YAML job spec") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise SpecError(f"{path} could not be read: {err}") from None
-    try:
-        return load_yaml(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise SpecError(f"{path} is not valid YAML{where}: {problem}") from None
-
-
-def load(
-    source: str | Path | Mapping[str, Any],
-    overrides: Iterable[str] | Mapping[str, Any] = (),
-    *,
-    check_references: bool = True,
-    check_inputs: bool = True,
-    base_dir: str | None = None,
-) -> JobSpec | PipelineSpec:
-    """Load and validate a job spec (``kind: Job``) or a pipeline (``kind: Pipeline``,
-    see :mod:`shipyard.pipelines.spec`) from a YAML file or a mapping.
-
-    Parameters
-    ----------
-    source : path or mapping
-        A YAML file, or the same structure as a dict.
-    overrides : iterable of str or mapping, optional
-        ``"path=value"`` overrides (as ``--set``), applied before validation.
-    check_references : bool, default True
-        Check what the spec refers to: import entrypoints (and check their parameters),
-        read input schemas (and check the columns steps name), look at output targets.
-    check_inputs : bool, default True
-        Read the input schemas (False for a pipeline stage whose inputs an earlier
-        stage writes).
-    base_dir : str, optional
-        Where entrypoint modules are looked for first (default: a file's own
-        directory; none for a mapping).
-
-    Returns
-    -------
-    JobSpec or PipelineSpec
+def load_job(document: Mapping[str, Any], name: str = "the job spec",
+             base_dir: str | None = None, *, check_references: bool = True,
+             check_inputs: bool = True) -> JobSpec:
+    """A ``kind: Job`` document (overrides applied) as a validated :class:`JobSpec`, its
+    references and input schemas checked as :func:`shipyard.spec.load` says.
 
     Raises
     ------
     SpecError
-        Listing every problem with its dotted path (exit code 2 on the CLI).
-    UsageError
-        When an override cannot be applied.
+        Listing every problem with its dotted path.
     """
-    if isinstance(source, Mapping):
-        name, document = "the job spec", dict(source)
-    else:
-        path = Path(source)
-        # a run's stored copy of a spec is read with the directory of the original
-        name, document = str(path), _read_document(path)
-        base_dir = base_dir or str(path.resolve().parent)
-        if document is None:
-            raise SpecError(
-                f"{path} is empty; a job spec is a mapping with apiVersion, kind, "
-                "metadata and spec"
-            )
-    if not isinstance(document, Mapping):
-        raise SpecError(
-            f"{name} must be a mapping with apiVersion, kind, metadata and spec at its "
-            f"top level, got a {type(document).__name__}"
-        )
-    document = apply_overrides(document, overrides)
-    if document.get("kind") == "Pipeline":
-        from shipyard.pipelines.spec import load_pipeline
-
-        return load_pipeline(document, name, base_dir, check_references=check_references)
     search_paths = [p for p in (base_dir, str(Path.cwd())) if p]
     try:
         spec = JobSpec.model_validate(
