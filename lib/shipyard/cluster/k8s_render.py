@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from shipyard.core.ids import JOB_ID_PATTERN
+from shipyard.core.runner_cli import RUNNER_MODULE, runner_command
 from shipyard.core.states import RUNNER_EXIT_CODES, FailureKind
 from shipyard.train.storage import TRAIN_STORAGE_ENV, TRAIN_STORAGE_OPTIONS_ENV
 from shipyard.units import format_memory
@@ -226,17 +227,16 @@ def _pod_spec(settings: KubernetesSettings, containers: list[dict[str, Any]], *,
 
 
 def runner_args(job_id: str, attempt: int | str, **options: str) -> list[str]:
-    """The runner's arguments in a job pod: the spec from the ConfigMap, the run
-    directory synced to the profile's object store (see :mod:`shipyard.jobs.run_sync`),
-    and ``options`` (``dask_address=...`` -> ``--dask-address ...``)."""
-    args = ["--run-dir", RUN_DIR, "--job-id", job_id, "--attempt", str(attempt),
-            "--spec-file", f"{SPEC_DIR}/spec.yaml", "--sync", f"{SPEC_DIR}/storage.json"]
-    for key, value in options.items():
-        args += [f"--{key.replace('_', '-')}", value]
-    return args
+    """The runner's arguments in a job pod (after ``python -m shipyard.jobs.runner``):
+    the spec from the ConfigMap, the run directory synced to the profile's object store
+    (see :mod:`shipyard.jobs.run_sync`), and ``options`` (``dask_address=...``)."""
+    command = runner_command("python", run_dir=RUN_DIR, job_id=job_id, attempt=attempt,
+                             spec_file=f"{SPEC_DIR}/spec.yaml",
+                             sync=f"{SPEC_DIR}/storage.json", **options)
+    return command[len(RUNNER_COMMAND):]
 
 
-RUNNER_COMMAND = ["python", "-m", "shipyard.jobs.runner"]
+RUNNER_COMMAND = ["python", "-m", RUNNER_MODULE]
 
 
 # -- the three kinds -------------------------------------------------------------------------

@@ -42,8 +42,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from shipyard import __version__
-from shipyard.core.atomic import write_json_atomic, write_text_atomic
 from shipyard.cluster.base import Backend
+from shipyard.core.atomic import write_json_atomic, write_text_atomic
 from shipyard.cluster.k8s_render import (
     ANNOTATION_JOB_ID, KINDS, LABEL_ATTEMPT, LABEL_JOB, LABEL_ROLE, PER_ATTEMPT,
     redirect_local_outputs, render, resource_kind, resource_name, submission_warnings,

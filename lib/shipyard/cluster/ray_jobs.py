@@ -30,11 +30,12 @@ import shlex
 import time
 from typing import Any
 
-from shipyard.core.atomic import write_json_atomic
 from shipyard.cluster.base import Backend, ExistingCluster
 from shipyard.cluster.ray_session import quiet_auth_notice
+from shipyard.core.atomic import write_json_atomic
 from shipyard.core.errors import ClusterError, InvalidTransitionError, UsageError
 from shipyard.core.home import read_outcome
+from shipyard.core.runner_cli import runner_command
 from shipyard.core.states import FailureKind, JobState, failure_kind_of_exit
 from shipyard.core.store import JobRecord
 from shipyard.train.storage import TRAIN_STORAGE_ENV
@@ -202,9 +203,9 @@ class RayJobsBackend(ExistingCluster, Backend):
 
     def _entrypoint(self, record: JobRecord, python: str) -> str:
         run_dir = self.home.run_dir(record.id)
-        command = [python, "-m", "shipyard.jobs.runner", "--run-dir", str(run_dir),
-                   "--job-id", record.id, "--attempt", str(record.attempt),
-                   "--ray-address", "auto", "--spec-from-env", SPEC_ENV]
+        command = runner_command(python, run_dir=run_dir, job_id=record.id,
+                                 attempt=record.attempt, ray_address="auto",
+                                 spec_from_env=SPEC_ENV)
         runner = " ".join(shlex.quote(part) for part in command)
         if record.workdir:
             # relative paths in the spec mean what they meant where it was submitted,

@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
+from shipyard.core.errors import InputDataError
 from shipyard.data import spec as s
 from shipyard.data.expressions import ExpressionError, referenced_columns
 from shipyard.data.files import filesystem
 from shipyard.data.schema import Schema, forget_layouts, read_schema
-from shipyard.core.errors import InputDataError
 from shipyard.suggest import closest
 
 __all__ = ["check_workload", "final_schema", "follow_steps"]

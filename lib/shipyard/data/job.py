@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import dask
 
+from shipyard.core.errors import InputDataError, SpecError
 from shipyard.data import spec as s
 from shipyard.data.checks import check_workload
 from shipyard.data.ops import StepEnv, apply_step
@@ -36,7 +37,6 @@ from shipyard.data.readers import estimated_bytes, read_input
 from shipyard.data.schema import Schema, parquet_layout, read_schema
 from shipyard.data.sizing import partition_size_for
 from shipyard.data.writers import stage_output
-from shipyard.core.errors import InputDataError, SpecError
 from shipyard.report import dataframe_figures as figs
 
 if TYPE_CHECKING:

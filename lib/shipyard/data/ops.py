@@ -18,9 +18,9 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 
+from shipyard.core.errors import InputDataError
 from shipyard.data import spec as s
 from shipyard.data.stats import column_statistics
-from shipyard.core.errors import InputDataError
 
 __all__ = ["StepEnv", "apply_step", "STEP_FUNCTIONS"]
 

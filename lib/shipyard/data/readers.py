@@ -26,10 +26,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from shipyard.core.errors import InputDataError
 from shipyard.data.files import expand, filesystem
 from shipyard.data.schema import ParquetLayout, csv_sample, parquet_layout
 from shipyard.data.spec import InputSpec
-from shipyard.core.errors import InputDataError
 
 __all__ = ["read_input", "estimated_bytes", "decimal_to_float64"]
 

@@ -21,9 +21,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from shipyard.core.errors import InputDataError
 from shipyard.data.files import expand, filesystem
 from shipyard.data.spec import InputSpec
-from shipyard.core.errors import InputDataError
 
 __all__ = ["Schema", "ParquetLayout", "read_schema", "arrow_dtype", "parquet_layout",
            "forget_layouts", "csv_sample"]

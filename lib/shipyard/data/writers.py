@@ -25,9 +25,9 @@ from typing import Any
 
 import dask.dataframe as dd
 
+from shipyard.core.errors import InputDataError
 from shipyard.data.files import filesystem
 from shipyard.data.spec import OutputSpec
-from shipyard.core.errors import InputDataError
 
 __all__ = ["StagedOutput", "stage_output"]
 

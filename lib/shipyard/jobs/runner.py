@@ -15,7 +15,6 @@ Exit status: 0 success, 1 the workload failed, 2 bad input (no use retrying),
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib
 import logging
@@ -32,6 +31,7 @@ from typing import Any
 from shipyard.core.atomic import write_json_atomic
 from shipyard.core.errors import ClusterError, InputDataError, ShipyardError, SpecError
 from shipyard.core.home import attempt_log_path, attempt_outcome_path
+from shipyard.core.runner_cli import runner_parser
 from shipyard.core.states import RUNNER_EXIT_CODES, FailureKind
 from shipyard.report.page import REPORT_PATH
 
@@ -246,34 +246,7 @@ def _write_report(run_dir: Path, job_id: str, outcome: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shipyard.jobs.runner",
-                                     description="Run one attempt of a shipyard job.")
-    parser.add_argument("--run-dir", required=True, type=Path)
-    parser.add_argument("--job-id", required=True)
-    parser.add_argument("--attempt", default="1",
-                        help="the attempt number, or auto: count the attempts recorded in "
-                             "the --sync store (Kubernetes retries a Job's pod itself)")
-    parser.add_argument("--dask-address", default=None, help="use this Dask scheduler")
-    parser.add_argument("--dask-connect-timeout", default=None, type=float, metavar="SECONDS",
-                        help="how long to wait for that scheduler to answer (a DaskJob's "
-                             "runner pod starts before its scheduler)")
-    parser.add_argument("--workdir", default=None, type=Path,
-                        help="run in this directory (where relative paths of the spec "
-                             "resolve); a Ray job's entrypoint cannot `cd` (see "
-                             "shipyard.cluster.k8s_render)")
-    parser.add_argument("--ray-address", default=None,
-                        help="use this Ray cluster (auto: the one this runs in)")
-    parser.add_argument("--spec-from-env", default=None, metavar="VARIABLE",
-                        help="the spec as base64 YAML in this environment variable, used "
-                             "where the run directory has none")
-    parser.add_argument("--spec-file", default=None, type=Path,
-                        help="copy this spec (a mounted ConfigMap) into the run directory")
-    parser.add_argument("--sync", default=None, type=Path, metavar="STORAGE_JSON",
-                        help="keep the run directory's results in the object store this "
-                             "file names (see shipyard.jobs.run_sync)")
-    parser.add_argument("--store", default=None, help="job store database for progress")
-    parser.add_argument("--watch-parent", type=int, default=None,
-                        help="end the attempt if this parent process goes away")
+    parser = runner_parser()
     args = parser.parse_args(argv)
 
     _configure_logging()

@@ -26,10 +26,11 @@ import time
 from typing import Any
 
 from shipyard.core.home import Home, attempt_log_path, attempt_outcome_path, read_outcome
-from shipyard.jobs.process_main import job_process_main
 from shipyard.core.procs import start_time, terminate_tree
+from shipyard.core.runner_cli import runner_command
 from shipyard.core.states import FailureKind, JobState
 from shipyard.core.store import JobRecord, JobStore
+from shipyard.jobs.process_main import job_process_main
 
 __all__ = ["Supervisor", "main"]
 
@@ -102,15 +103,10 @@ class Supervisor:
             self._conclude(record, outcome)
 
     def _runner_command(self, record: JobRecord) -> list[str]:
-        command = [
-            sys.executable, "-m", "shipyard.jobs.runner",
-            "--run-dir", str(self.run_dir), "--job-id", record.id,
-            "--attempt", str(record.attempt), "--store", str(self.home.db),
-            "--watch-parent", str(os.getpid()),
-        ]
-        if record.cluster_address:
-            command += ["--dask-address", record.cluster_address]
-        return command
+        return runner_command(sys.executable, run_dir=self.run_dir, job_id=record.id,
+                              attempt=record.attempt, store=self.home.db,
+                              watch_parent=os.getpid(),
+                              dask_address=record.cluster_address or None)
 
     def _runner_env(self, record: JobRecord) -> dict[str, str]:
         env = dict(os.environ)

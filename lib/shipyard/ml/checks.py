@@ -7,8 +7,8 @@ from typing import Any
 
 from pandas.api import types as ptypes
 
-from shipyard.data.schema import forget_layouts, missing_column_problems, read_schema
 from shipyard.core.errors import InputDataError
+from shipyard.data.schema import forget_layouts, missing_column_problems, read_schema
 from shipyard.ml.estimators import estimator_problems
 from shipyard.ml.spec import SklearnWorkload
 from shipyard.suggest import closest

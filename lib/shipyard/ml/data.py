@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
-from shipyard.data.readers import read_input
 from shipyard.core.errors import InputDataError
+from shipyard.data.readers import read_input
 from shipyard.ml.checks import feature_columns
 from shipyard.ml.spec import SklearnWorkload
 

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sklearn import metrics as sk_metrics
 
-from shipyard.data.readers import read_input
 from shipyard.core.errors import InputDataError
+from shipyard.data.readers import read_input
 from shipyard.ml import metrics
 from shipyard.ml.clustering import candidates
 from shipyard.ml.estimators import resolve_estimator

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from shipyard.core.errors import SpecError
 from shipyard.data.readers import estimated_bytes
 from shipyard.data.schema import read_schema
-from shipyard.core.errors import SpecError
 from shipyard.ml import metrics
 from shipyard.ml.artifacts import load_model
 from shipyard.ml.checks import check_workload, feature_columns, infer_task

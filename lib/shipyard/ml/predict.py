@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from shipyard.core.errors import InputDataError
 from shipyard.data.readers import read_input
 from shipyard.data.writers import stage_output
-from shipyard.core.errors import InputDataError
 from shipyard.ml.spec import BatchPredictSpec
 
 __all__ = ["batch_predict"]

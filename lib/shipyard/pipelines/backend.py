@@ -15,9 +15,9 @@ import sys
 import time
 from typing import Any
 
-from shipyard.core.atomic import write_json_atomic, write_text_atomic
 from shipyard.cluster.base import Backend
 from shipyard.cluster.local import _reap_in_background
+from shipyard.core.atomic import write_json_atomic, write_text_atomic
 from shipyard.core.errors import UsageError
 from shipyard.core.ids import new_job_id
 from shipyard.core.procs import is_alive, start_time

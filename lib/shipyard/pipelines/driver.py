@@ -34,9 +34,9 @@ from typing import Any
 
 from shipyard.core.atomic import write_json_atomic
 from shipyard.core.home import Home
-from shipyard.jobs.process_main import job_process_main
 from shipyard.core.states import FailureKind, JobState
 from shipyard.core.store import JobStore
+from shipyard.jobs.process_main import job_process_main
 from shipyard.pipelines import store as stage_store
 from shipyard.pipelines.cache import StageCache, stage_key
 from shipyard.pipelines.store import SKIPPED, STAGE_TERMINAL, StageRecord

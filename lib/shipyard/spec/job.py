@@ -46,12 +46,12 @@ from pydantic import (
     model_validator,
 )
 
-from shipyard.data.spec import DataFrameWorkload
-from shipyard.ml.spec import SklearnWorkload
-from shipyard.train.spec import TorchWorkload
-from shipyard.entrypoints import check_call, resolve_callable, resolve_for_spec
 from shipyard.core.errors import SpecError
+from shipyard.data.spec import DataFrameWorkload
+from shipyard.entrypoints import check_call, resolve_callable, resolve_for_spec
+from shipyard.ml.spec import SklearnWorkload
 from shipyard.spec_errors import describe_errors
+from shipyard.train.spec import TorchWorkload
 from shipyard.units import format_duration, format_memory, parse_duration, parse_memory
 
 

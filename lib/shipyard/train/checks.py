@@ -3,8 +3,8 @@ config names (``target``, ``features``) are in it."""
 
 from __future__ import annotations
 
-from shipyard.data.schema import forget_layouts, missing_column_problems, read_schema
 from shipyard.core.errors import InputDataError
+from shipyard.data.schema import forget_layouts, missing_column_problems, read_schema
 from shipyard.train.spec import TorchWorkload
 
 __all__ = ["check_workload"]
