@@ -50,7 +50,7 @@ import yaml
 
 from shipyard.core.ids import JOB_ID_PATTERN
 from shipyard.core.runner_cli import RUNNER_MODULE, runner_command
-from shipyard.core.states import RUNNER_EXIT_CODES, FailureKind
+from shipyard.core.states import FailureKind
 from shipyard.train.storage import TRAIN_STORAGE_ENV, TRAIN_STORAGE_OPTIONS_ENV
 from shipyard.units import format_memory
 
@@ -260,7 +260,7 @@ def _python_job(spec: JobSpec, settings: KubernetesSettings, job_id: str, attemp
         "podFailurePolicy": {"rules": [
             {"action": "FailJob", "onExitCodes": {"containerName": RUNNER_CONTAINER,
                                                   "operator": "In",
-                                                  "values": [RUNNER_EXIT_CODES[FailureKind.INPUT]]}},
+                                                  "values": [FailureKind.INPUT.exit_code]}},
             {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget",
                                                       "status": "True"}]},
         ]},

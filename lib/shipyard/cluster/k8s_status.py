@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from shipyard.cluster.k8s_render import LABEL_ROLE
-from shipyard.core.states import FailureKind, JobState, failure_kind_of_exit
+from shipyard.core.states import FailureKind, JobState
 
 __all__ = ["Observed", "observe", "pod_problem", "pod_failure"]
 
@@ -115,7 +115,7 @@ def pod_failure(pod: dict[str, Any]) -> tuple[str, FailureKind] | None:
                     FailureKind.ERROR)
         detail = _one_line(terminated.get("message"))
         text = f"{reason} (exit code {code})" + (f": {detail}" if detail else "")
-        return text, failure_kind_of_exit(code)
+        return text, FailureKind.of_exit(code)
     return None
 
 

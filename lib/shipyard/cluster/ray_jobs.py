@@ -36,7 +36,7 @@ from shipyard.core.atomic import write_json_atomic
 from shipyard.core.errors import ClusterError, InvalidTransitionError, UsageError
 from shipyard.core.home import read_outcome
 from shipyard.core.runner_cli import runner_command
-from shipyard.core.states import FailureKind, JobState, failure_kind_of_exit
+from shipyard.core.states import FailureKind, JobState
 from shipyard.core.store import JobRecord
 from shipyard.train.storage import TRAIN_STORAGE_ENV
 
@@ -271,7 +271,7 @@ class RayJobsBackend(ExistingCluster, Backend):
         # else the head does not share our filesystem: Ray's own account
         code = getattr(info, "driver_exit_code", None)
         message = " ".join((getattr(info, "message", None) or "").split())
-        return failure_kind_of_exit(code), message[:500] or "the Ray job failed"
+        return FailureKind.of_exit(code), message[:500] or "the Ray job failed"
 
     def _started(self, record: JobRecord) -> JobRecord | None:
         """The record as RUNNING (moving it there if Ray ran the attempt before anyone

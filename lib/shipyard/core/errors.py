@@ -12,12 +12,17 @@ code  meaning
 3     the cluster could not be reached or started
 ====  ==========================================================
 
+A job that fails with one of them fails with its ``failure_kind`` (bad input is not
+retried; :meth:`shipyard.core.states.FailureKind.of`).
+
 Messages are written for the person who caused them: one paragraph that names
 the field or file and says what would be right. The CLI prints the message and
 nothing else (no traceback).
 """
 
 from __future__ import annotations
+
+from shipyard.core.states import FailureKind
 
 __all__ = [
     "ShipyardError",
@@ -42,6 +47,8 @@ class ShipyardError(Exception):
     """
 
     exit_code: int = 1
+    #: why a job that raised it failed
+    failure_kind: FailureKind = FailureKind.ERROR
 
     def __init__(self, message: str):
         super().__init__(message)
@@ -63,6 +70,7 @@ class SpecError(ShipyardError):
     """
 
     exit_code = 2
+    failure_kind = FailureKind.INPUT
 
     def __init__(self, message: str, problems: list[str] | None = None):
         self.problems = list(problems or [])
@@ -86,6 +94,7 @@ class InputDataError(ShipyardError):
     """
 
     exit_code = 2
+    failure_kind = FailureKind.INPUT
 
 
 class ResourcesError(InputDataError):
@@ -109,6 +118,7 @@ class ClusterError(ShipyardError):
     """The cluster could not be reached or started."""
 
     exit_code = 3
+    failure_kind = FailureKind.CLUSTER
 
 
 class InvalidTransitionError(ShipyardError):

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["JobState", "ALLOWED_TRANSITIONS", "FailureKind", "RUNNER_EXIT_CODES",
-           "failure_kind_of_exit"]
+__all__ = ["JobState", "ALLOWED_TRANSITIONS", "FailureKind"]
 
 
 class JobState(str, enum.Enum):
@@ -50,7 +49,18 @@ ALLOWED_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
 
 
 class FailureKind(str, enum.Enum):
-    """Why a job failed, as far as the exit code of ``shipyard run`` is concerned."""
+    """Why a job failed, and so the exit code of ``shipyard run``: the one mapping from
+    an error to its kind (:meth:`of`), from a kind to the exit code (:attr:`exit_code`)
+    and back from a runner's exit status (:meth:`of_exit`).
+
+    Examples
+    --------
+    >>> from shipyard.core.errors import InputDataError
+    >>> FailureKind.of(InputDataError("data/x.csv: no such file")).exit_code
+    2
+    >>> FailureKind.of(ValueError("boom")), FailureKind.of_exit(3), FailureKind.of_exit(137)
+    (<FailureKind.ERROR: 'error'>, <FailureKind.CLUSTER: 'cluster'>, <FailureKind.ERROR: 'error'>)
+    """
 
     ERROR = "error"          # the workload raised, or the runner died: exit 1
     INPUT = "input"          # bad input data: exit 2, not retried
@@ -61,19 +71,23 @@ class FailureKind(str, enum.Enum):
     def __str__(self) -> str:
         return self.value
 
+    @property
+    def exit_code(self) -> int:
+        """The exit status of the runner and of ``shipyard run`` for this failure."""
+        return _EXIT_CODES.get(self, 1)
 
-#: The runner's exit status for the failures it tells apart (every other one exits 1).
-RUNNER_EXIT_CODES = {FailureKind.ERROR: 1, FailureKind.INPUT: 2, FailureKind.CLUSTER: 3}
-_KIND_OF_EXIT = {code: kind for kind, code in RUNNER_EXIT_CODES.items()}
+    @classmethod
+    def of(cls, error: BaseException) -> FailureKind:
+        """The kind of failure ``error`` is: the ``failure_kind`` shipyard's errors
+        declare (:mod:`shipyard.core.errors`), else ERROR."""
+        return cls(getattr(error, "failure_kind", None) or cls.ERROR)
+
+    @classmethod
+    def of_exit(cls, code: int | None) -> FailureKind:
+        """Why a runner that exited with ``code`` failed, for backends that see only its
+        exit status (a Ray job, a pod)."""
+        return {kind.exit_code: kind for kind in (cls.INPUT, cls.CLUSTER)}.get(code, cls.ERROR)
 
 
-def failure_kind_of_exit(code: int | None) -> FailureKind:
-    """Why a runner that exited with ``code`` failed, for backends that see only its exit
-    status (a Ray job, a pod).
-
-    Examples
-    --------
-    >>> failure_kind_of_exit(2), failure_kind_of_exit(137)
-    (<FailureKind.INPUT: 'input'>, <FailureKind.ERROR: 'error'>)
-    """
-    return _KIND_OF_EXIT.get(code, FailureKind.ERROR)
+#: The exit statuses other than 1 (every other failure exits 1).
+_EXIT_CODES = {FailureKind.INPUT: 2, FailureKind.CLUSTER: 3}

@@ -28,7 +28,7 @@ from shipyard.cluster.base import Backend
 from shipyard.cluster.profiles import ClusterProfile
 from shipyard.core.errors import JobFailedError, UsageError
 from shipyard.core.home import Home
-from shipyard.core.states import JobState
+from shipyard.core.states import FailureKind, JobState
 from shipyard.core.store import JobEvent, JobRecord, JobStore
 
 __all__ = ["Job", "submit", "run", "resume", "render", "get_job", "list_jobs",
@@ -54,7 +54,7 @@ def exit_code_for(record: JobRecord) -> int:
     """The CLI exit code for a finished job: 0 succeeded, 2 bad input, 3 cluster, else 1."""
     if record.state is JobState.SUCCEEDED:
         return 0
-    return {"input": 2, "cluster": 3}.get(record.failure_kind or "", 1)
+    return FailureKind(record.failure_kind or "error").exit_code
 
 
 class Job:

@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.core.atomic import write_json_atomic
-from shipyard.core.errors import ClusterError, InputDataError, ShipyardError, SpecError
+from shipyard.core.errors import ShipyardError, SpecError
 from shipyard.core.home import attempt_log_path, attempt_outcome_path
 from shipyard.core.runner_cli import runner_parser
-from shipyard.core.states import RUNNER_EXIT_CODES, FailureKind
+from shipyard.core.states import FailureKind
 from shipyard.report.page import REPORT_PATH
 
 __all__ = ["main", "WORKLOAD_RUNNERS", "one_line"]
@@ -73,14 +73,6 @@ def one_line(err: BaseException, limit: int = 500) -> str:
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
         text = f"{type(err).__name__}: {first}" if first else type(err).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def failure_kind(err: BaseException) -> FailureKind:
-    if isinstance(err, (InputDataError, SpecError)):
-        return FailureKind.INPUT
-    if isinstance(err, ClusterError):
-        return FailureKind.CLUSTER
-    return FailureKind.ERROR
 
 
 def _configure_logging() -> None:
@@ -206,7 +198,7 @@ def run_attempt(run_dir: Path, job_id: str, attempt: int, dask_address: str | No
         log.warning("attempt %d terminated by a signal", attempt)
         outcome = {"status": "terminated", "reason": "terminated by a signal"}
     except BaseException as err:
-        kind = failure_kind(err)
+        kind = FailureKind.of(err)
         if kind is FailureKind.ERROR:
             log.error("attempt %d failed:\n%s", attempt, traceback.format_exc())
         else:
@@ -294,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if outcome["status"] == "terminated":
         return 143
-    return RUNNER_EXIT_CODES[FailureKind(outcome["kind"])]
+    return FailureKind(outcome["kind"]).exit_code
 
 
 if __name__ == "__main__":

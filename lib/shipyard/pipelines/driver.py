@@ -274,11 +274,10 @@ class PipelineDriver:
         except Exception as err:
             from shipyard.jobs.runner import one_line
 
-            kind = getattr(err, "exit_code", 1)
+            # what exit code submitting it would have given (a bad --set is bad input)
+            kind = FailureKind.of_exit(getattr(err, "exit_code", 1))
             self._update(name, state="FAILED", reason=one_line(err), started_at=now,
-                         finished_at=time.time(),
-                         failure_kind=(FailureKind.INPUT if kind == 2 else FailureKind.CLUSTER
-                                       if kind == 3 else FailureKind.ERROR).value,
+                         finished_at=time.time(), failure_kind=kind.value,
                          note=f"stage {name}: could not be submitted: {one_line(err)}")
             return
         self._update(name, state="RUNNING", job_id=record.id, cache_key=key, started_at=now,
