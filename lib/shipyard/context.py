@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shipyard.core.atomic import write_json_atomic
+from shipyard.core.home import RunDir
 from shipyard.report.figures import FigureSet
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ class JobContext:
                  on_dask_start: Callable[[Client], None] | None = None):
         self.job_id = job_id
         self.attempt = attempt
-        self.run_dir = Path(run_dir)
+        self.run_dir = RunDir(run_dir)
         self.spec = spec
         self.logger = logging.getLogger(f"shipyard.job.{spec.name}")
         self.outputs: list[str] = []
@@ -221,6 +222,6 @@ class JobContext:
             self._dirty = False
             self._last_write = time.monotonic()
             snapshot = dict(self._progress)
-        write_json_atomic(self.run_dir / "progress.json", snapshot)
+        write_json_atomic(self.run_dir.progress, snapshot)
         if self._on_progress is not None:
             self._on_progress(snapshot)

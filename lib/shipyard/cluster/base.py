@@ -103,7 +103,7 @@ class Backend:
         )
         run_dir = self.home.run_dir(record.id)
         (run_dir / "logs").mkdir(parents=True, exist_ok=True)
-        write_text_atomic(run_dir / "spec.yaml", spec.to_yaml())
+        write_text_atomic(run_dir.spec, spec.to_yaml())
         try:
             self._launch(record)
         except Exception as err:

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from shipyard.core.home import RunDir
 from shipyard.core.ids import JOB_ID_PATTERN
 from shipyard.core.runner_cli import RUNNER_MODULE, runner_command
 from shipyard.core.states import FailureKind
@@ -540,7 +541,7 @@ def render(spec: JobSpec, settings: KubernetesSettings, job_id: str,
     config = {
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": _metadata(config_map, settings, _labels(spec, job_id, attempt), job_id),
-        "data": {"spec.yaml": yaml.safe_dump(document, sort_keys=False),
+        "data": {RunDir.SPEC: yaml.safe_dump(document, sort_keys=False),
                  "storage.json": json.dumps(storage)},
     }
     resource = {

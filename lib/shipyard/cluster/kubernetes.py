@@ -240,7 +240,7 @@ class KubernetesBackend(Backend):
         from shipyard.spec import load
 
         # the spec as submitted; its entrypoints were checked then, on this machine
-        return load(self.home.run_dir(record.id) / "spec.yaml", check_references=False)
+        return load(self.home.run_dir(record.id).spec, check_references=False)
 
     def _kind(self, record: JobRecord) -> str:
         if record.external_id and "/" in record.external_id:

@@ -184,7 +184,7 @@ class RayJobsBackend(ExistingCluster, Backend):
             return json.loads(path.read_text())
         except (OSError, ValueError):
             pass
-        spec_text = (self.home.run_dir(record.id) / "spec.yaml").read_bytes()
+        spec_text = self.home.run_dir(record.id).spec.read_bytes()
         env = {SPEC_ENV: base64.b64encode(spec_text).decode("ascii"),
                "SHIPYARD_HOME": str(self.home.root), "PYTHONUNBUFFERED": "1"}
         # the entrypoint's module is found as `shipyard validate` found it (as the local
@@ -256,7 +256,7 @@ class RayJobsBackend(ExistingCluster, Backend):
             return None
 
     def _copy_progress(self, record: JobRecord) -> None:
-        path = self.home.run_dir(record.id) / "progress.json"
+        path = self.home.run_dir(record.id).progress
         try:
             progress = json.loads(path.read_text())
         except (OSError, ValueError):

@@ -23,17 +23,59 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Home", "attempt_log_path", "attempt_outcome_path", "read_outcome"]
+__all__ = ["Home", "RunDir", "attempt_log_path", "attempt_outcome_path", "read_outcome"]
+
+
+class RunDir(type(Path())):  # a Path (PosixPath here) that knows a run directory's files
+    """A job's run directory: the one place its files are named (see the module
+    docstring). It is a :class:`~pathlib.Path`, so ``run_dir / "x"`` still works.
+
+    Examples
+    --------
+    >>> run = RunDir("/home/runs/j-1")
+    >>> run.spec, run.result, run.attempt_log(2)
+    (RunDir('/home/runs/j-1/spec.yaml'), RunDir('/home/runs/j-1/result.json'), RunDir('/home/runs/j-1/logs/attempt-2.log'))
+    """
+
+    #: the names of its files (also where a copy of it lives in object storage)
+    SPEC, RESULT, PROGRESS, LOGS = "spec.yaml", "result.json", "progress.json", "logs"
+
+    @property
+    def spec(self) -> Path:
+        """``spec.yaml``: the spec as submitted (overrides applied)."""
+        return self / self.SPEC
+
+    @property
+    def result(self) -> Path:
+        """``result.json``: the job's result."""
+        return self / self.RESULT
+
+    @property
+    def progress(self) -> Path:
+        """``progress.json``: the latest progress the workload reported."""
+        return self / self.PROGRESS
+
+    @property
+    def logs(self) -> Path:
+        return self / self.LOGS
+
+    def attempt_log(self, attempt: int) -> Path:
+        """``logs/attempt-<n>.log``: everything attempt ``n`` printed."""
+        return self.logs / f"attempt-{attempt}.log"
+
+    def attempt_outcome(self, attempt: int) -> Path:
+        """``logs/attempt-<n>.outcome.json``: how attempt ``n`` ended."""
+        return self.logs / f"attempt-{attempt}.outcome.json"
 
 
 def attempt_log_path(run_dir: Path, attempt: int) -> Path:
     """``<run dir>/logs/attempt-<n>.log``: everything attempt ``n`` printed."""
-    return Path(run_dir) / "logs" / f"attempt-{attempt}.log"
+    return RunDir(run_dir).attempt_log(attempt)
 
 
 def attempt_outcome_path(run_dir: Path, attempt: int) -> Path:
     """``<run dir>/logs/attempt-<n>.outcome.json``: how attempt ``n`` ended."""
-    return Path(run_dir) / "logs" / f"attempt-{attempt}.outcome.json"
+    return RunDir(run_dir).attempt_outcome(attempt)
 
 
 def read_outcome(run_dir: Path, attempt: int) -> dict[str, Any] | None:
@@ -71,8 +113,8 @@ class Home:
     def clusters(self) -> Path:
         return self.root / "clusters"
 
-    def run_dir(self, job_id: str) -> Path:
-        return self.root / "runs" / job_id
+    def run_dir(self, job_id: str) -> RunDir:
+        return RunDir(self.root / "runs" / job_id)
 
     def attempt_log(self, job_id: str, attempt: int) -> Path:
         return attempt_log_path(self.run_dir(job_id), attempt)

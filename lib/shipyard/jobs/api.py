@@ -27,7 +27,7 @@ from shipyard.cluster import get_backend
 from shipyard.cluster.base import Backend
 from shipyard.cluster.profiles import ClusterProfile
 from shipyard.core.errors import JobFailedError, UsageError
-from shipyard.core.home import Home
+from shipyard.core.home import Home, RunDir
 from shipyard.core.states import FailureKind, JobState
 from shipyard.core.store import JobEvent, JobRecord, JobStore
 
@@ -96,7 +96,7 @@ class Job:
         return status
 
     @property
-    def run_dir(self) -> Path:
+    def run_dir(self) -> RunDir:
         """``$SHIPYARD_HOME/runs/<id>``: spec, logs, result, report, artifacts."""
         return self.home.run_dir(self.id)
 
@@ -160,7 +160,7 @@ class Job:
                 return path
             return self._write_pipeline_results(record)
         if record.state is JobState.SUCCEEDED:
-            if not (self.run_dir / "result.json").is_file():
+            if not self.run_dir.result.is_file():
                 self._backend(record).fetch_results(record)
             if path.is_file():
                 return path
@@ -180,7 +180,7 @@ class Job:
         from shipyard.pipelines.results import write_pipeline_results
         from shipyard.spec import load
 
-        spec = load(self.run_dir / "spec.yaml", check_references=False,
+        spec = load(self.run_dir.spec, check_references=False,
                     base_dir=record.spec_dir)
         return write_pipeline_results(
             self.home, self.id, spec, record.state.value, record.reason,
@@ -209,7 +209,7 @@ class Job:
         if not record.state.is_terminal():
             raise UsageError(f"{record.kind} {self.id} is still {record.state}; it has no "
                              f"result yet (`shipyard wait {self.id}` waits for it)")
-        path = self.run_dir / "result.json"
+        path = self.run_dir.result
         if record.kind == "pipeline":
             if record.state is not JobState.SUCCEEDED and not failed:
                 raise JobFailedError(

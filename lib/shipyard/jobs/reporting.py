@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from shipyard.core.home import read_outcome
+from shipyard.core.home import RunDir, read_outcome
 from shipyard.report.figures import FIGURE_DIR
 from shipyard.report.page import LOG_TAIL_LINES, REPORT_PATH, ReportData, write_report
 
@@ -78,14 +78,14 @@ def write_job_report(run_dir: Path, *, job_id: str, state: str, attempt: int,
     Path
         The page.
     """
-    run_dir = Path(run_dir)
+    run_dir = RunDir(run_dir)
     try:
-        spec_text = (run_dir / "spec.yaml").read_text()
+        spec_text = run_dir.spec.read_text()
     except OSError:
         spec_text = ""
     name, workload = _spec_facts(spec_text)
     succeeded = state == "SUCCEEDED"
-    result = _read_json(run_dir / "result.json") if succeeded else None
+    result = _read_json(run_dir.result) if succeeded else None
     figures = (result or {}).get("figures")
     if figures is None:  # no result: whatever the attempt drew before it failed
         figures = [{"name": p.stem, "title": p.stem.replace("_", " "),

@@ -19,12 +19,14 @@ import re
 from pathlib import Path
 from typing import Any
 
+from shipyard.core.home import RunDir
+
 __all__ = ["RunStorage", "SYNCED"]
 
 log = logging.getLogger("shipyard.run_sync")
 
 #: What is copied between a pod's run directory and the object store (files or folders).
-SYNCED = ("result.json", "progress.json", "logs", "artifacts", "report", "outputs")
+SYNCED = (RunDir.RESULT, RunDir.PROGRESS, RunDir.LOGS, "artifacts", "report", "outputs")
 _STARTED = re.compile(r"attempt-(\d+)\.started$")
 
 
@@ -78,7 +80,7 @@ class RunStorage:
 
     def put_progress(self, progress: dict[str, Any]) -> None:
         """Replace ``progress.json`` in the store (the runner's progress while it runs)."""
-        self.fs.pipe(self._path("progress.json"), json.dumps(progress, default=str).encode())
+        self.fs.pipe(self._path(RunDir.PROGRESS), json.dumps(progress, default=str).encode())
 
     def upload_outputs(self, outputs: list[str]) -> dict[str, str]:
         """Copy the outputs written to local paths into ``outputs/``; return where each

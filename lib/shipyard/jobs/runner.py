@@ -30,7 +30,7 @@ from typing import Any
 
 from shipyard.core.atomic import write_json_atomic
 from shipyard.core.errors import ShipyardError, SpecError
-from shipyard.core.home import attempt_log_path, attempt_outcome_path
+from shipyard.core.home import RunDir, attempt_log_path, attempt_outcome_path
 from shipyard.core.runner_cli import runner_parser
 from shipyard.core.states import FailureKind
 from shipyard.report.page import REPORT_PATH
@@ -132,7 +132,7 @@ def _spec_from_env(run_dir: Path, variable: str) -> None:
     directory, where a cluster that does not share our filesystem has none."""
     import base64
 
-    path = run_dir / "spec.yaml"
+    path = RunDir(run_dir).spec
     if not path.is_file() and os.environ.get(variable):
         (run_dir / "logs").mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(os.environ[variable]))
@@ -144,7 +144,7 @@ def _sync(storage, run_dir: Path, outcome: dict[str, Any]) -> None:
     import json
 
     try:
-        result_path = run_dir / "result.json"
+        result_path = RunDir(run_dir).result
         if outcome["status"] == "succeeded" and result_path.is_file():
             result = json.loads(result_path.read_text())
             stored = storage.upload_outputs(result.get("outputs") or [])
@@ -175,7 +175,7 @@ def run_attempt(run_dir: Path, job_id: str, attempt: int, dask_address: str | No
     dask = ray = None
     tasks = TaskPoller(lambda done, total: ctx.task_counts(done, total))
     try:
-        spec = load(run_dir / "spec.yaml")
+        spec = load(RunDir(run_dir).spec)
         dask = DaskSession(spec.spec.resources, address=dask_address,
                            scratch_dir=str(run_dir / "dask-scratch"),
                            **({"connect_timeout": dask_connect_timeout}
@@ -189,7 +189,7 @@ def run_attempt(run_dir: Path, job_id: str, attempt: int, dask_address: str | No
         log.info("job %s attempt %d: %s workload", job_id, attempt, spec.workload_name)
         result = getattr(importlib.import_module(module), func)(spec.workload, ctx)
         tasks.stop()
-        write_json_atomic(run_dir / "result.json", {
+        write_json_atomic(RunDir(run_dir).result, {
             "outputs": ctx.outputs, **result, "job_id": job_id, "attempt": attempt,
             "workload": spec.workload_name, "figures": ctx.figures.entries,
             "phases": ctx.phase_timings(), "report": REPORT_PATH.as_posix()})
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         _spec_from_env(args.run_dir, args.spec_from_env)
     if args.spec_file:
         (args.run_dir / "logs").mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(args.spec_file, args.run_dir / "spec.yaml")
+        shutil.copyfile(args.spec_file, RunDir(args.run_dir).spec)
     storage = None
     if args.sync:
         from shipyard.jobs.run_sync import RunStorage

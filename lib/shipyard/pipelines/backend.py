@@ -113,7 +113,7 @@ class PipelineBackend(Backend):
             kind="pipeline")
         run_dir = self.home.run_dir(record.id)
         (run_dir / "logs").mkdir(parents=True, exist_ok=True)
-        write_text_atomic(run_dir / "spec.yaml", spec.to_yaml())
+        write_text_atomic(run_dir.spec, spec.to_yaml())
         write_json_atomic(run_dir / OPTIONS_FILE, {
             "cluster": self.profile.name, "sample": sample, "no_cache": no_cache,
             "force": force, "reuse": reuse, "resumed_from": resumed_from,
@@ -154,7 +154,7 @@ class PipelineBackend(Backend):
             raise UsageError(f"pipeline {record.id} is {record.state}; only a FAILED or "
                              "CANCELLED pipeline can be resumed")
         run_dir = self.home.run_dir(record.id)
-        spec = load(run_dir / "spec.yaml", check_references=False, base_dir=record.spec_dir)
+        spec = load(run_dir.spec, check_references=False, base_dir=record.spec_dir)
         options = read_options(run_dir)
         stages = stage_store.stages(self.store, record.id)
         reuse = {s.name: {"job_id": s.job_id, "pipeline_id": s.reused_from or record.id}

@@ -172,7 +172,7 @@ class StageCache:
             entry = json.loads(self._path(key).read_text())
         except (OSError, ValueError):
             return None
-        if not (run_dir_of(entry["job_id"]) / "result.json").is_file():
+        if not run_dir_of(entry["job_id"]).result.is_file():
             return None
         for path, recorded in entry.get("outputs", {}).items():
             if fingerprint(path) != recorded:

@@ -112,7 +112,7 @@ class PipelineDriver:
         self.run_dir = home.run_dir(pipeline_id)
         self.poll = poll
         self.options = read_options(self.run_dir)
-        self.spec = load(self.run_dir / "spec.yaml", check_references=False,
+        self.spec = load(self.run_dir.spec, check_references=False,
                          base_dir=self.store.get(pipeline_id).spec_dir)
         self.cache = StageCache(home.root / "cache" / "stages")
         self.sample = self.options.get("sample")
@@ -244,7 +244,7 @@ class PipelineDriver:
         name = stage.name
         now = time.time()
         reuse = (self.options.get("reuse") or {}).get(name)
-        if reuse and (self.home.run_dir(reuse["job_id"]) / "result.json").is_file():
+        if reuse and self.home.run_dir(reuse["job_id"]).result.is_file():
             self._update(name, state="SUCCEEDED", cached=True, job_id=reuse["job_id"],
                          reused_from=reuse["pipeline_id"], started_at=now, finished_at=now,
                          note=f"stage {name}: reused from run {reuse['pipeline_id']}")

@@ -64,7 +64,7 @@ def pipeline_result(home: Home, pipeline_id: str, spec: PipelineSpec, state: str
             prefix = Path("..") / stage.job_id
             entry["report"] = (prefix / REPORT_PATH).as_posix()
             if stage.state == "SUCCEEDED":
-                result = _read_json(home.run_dir(stage.job_id) / "result.json")
+                result = _read_json(home.run_dir(stage.job_id).result)
             for figure in (result or {}).get("figures") or []:
                 figures.append({**figure, "name": f"{stage.name}-{figure['name']}",
                                 "title": f"{stage.name}: {figure.get('title', '')}",
@@ -90,10 +90,10 @@ def write_pipeline_results(home: Home, pipeline_id: str, spec: PipelineSpec, sta
     run_dir = home.run_dir(pipeline_id)
     result = pipeline_result(home, pipeline_id, spec, state, reason, sample_dir)
     if JobState(state).is_terminal():
-        write_json_atomic(run_dir / "result.json", result)
+        write_json_atomic(run_dir.result, result)
     record = JobStore(home.db).get(pipeline_id)
     try:
-        spec_text = (run_dir / "spec.yaml").read_text()
+        spec_text = run_dir.spec.read_text()
     except OSError:
         spec_text = ""
     return write_report(ReportData(
