@@ -33,8 +33,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
 
+from shipyard.core.model import StrictModel
 from shipyard.spec_errors import validated_settings
 from shipyard.units import parse_duration
 
@@ -48,11 +49,7 @@ _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|Pi|M|G|T|P|E|Ei)?$")
 Seconds = Annotated[int, BeforeValidator(lambda value: int(parse_duration(value)))]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class StorageSettings(_Model):
+class StorageSettings(StrictModel):
     """``storage``: the object store that holds the run directories of Kubernetes jobs."""
 
     url: str
@@ -75,7 +72,7 @@ class StorageSettings(_Model):
         return f"{self.url}/runs/{job_id}"
 
 
-class PodResources(_Model):
+class PodResources(StrictModel):
     """Requests (and the memory limit) of the pods the job spec does not size."""
 
     cpu: str = "1"
@@ -90,7 +87,7 @@ class PodResources(_Model):
         return text
 
 
-class KubernetesSettings(_Model):
+class KubernetesSettings(StrictModel):
     """A validated ``backend: kubernetes`` profile (see the module docstring)."""
 
     context: str | None = None

@@ -25,9 +25,10 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
-                      field_validator, model_validator)
+from pydantic import (BaseModel, BeforeValidator, Discriminator, Field, Tag, field_validator,
+    model_validator)
 
+from shipyard.core.model import StrictModel
 from shipyard.units import format_memory, parse_memory
 
 __all__ = [
@@ -77,11 +78,7 @@ def _size(value: Any) -> int:
     return parse_memory(value)
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class InputSpec(_Model):
+class InputSpec(StrictModel):
     """One named input: a file, a directory or a glob, on any fsspec filesystem.
 
     CSV options keep pandas' names (``sep``, ``dtype``, ``parse_dates``, ``na_values``);
@@ -122,7 +119,7 @@ class InputSpec(_Model):
         return self.format or infer_format(self.path)  # type: ignore[return-value]
 
 
-class OutputSpec(_Model):
+class OutputSpec(StrictModel):
     """Where the result goes. Written atomically; an existing target is refused unless
     ``overwrite: true``."""
 
@@ -165,13 +162,13 @@ class OutputSpec(_Model):
 # -- steps -------------------------------------------------------------------------------
 
 
-class QueryStep(_Model):
+class QueryStep(StrictModel):
     """Keep the rows where a pandas ``DataFrame.query`` expression is true."""
 
     query: str
 
 
-class FillnaStep(_Model):
+class FillnaStep(StrictModel):
     """Fill missing values per column: a whole-dataset statistic (mean, median, mode, min,
     max) or a literal."""
 
@@ -187,13 +184,13 @@ class FillnaStep(_Model):
         return fills
 
 
-class DropnaArgs(_Model):
+class DropnaArgs(StrictModel):
     subset: Columns | None = None
     how: Literal["any", "all"] = "any"
     thresh: Annotated[int, Field(ge=0)] | None = None
 
 
-class DropnaStep(_Model):
+class DropnaStep(StrictModel):
     """Drop rows with missing values (pandas ``dropna``)."""
 
     dropna: DropnaArgs = Field(default_factory=DropnaArgs)
@@ -204,13 +201,13 @@ class DropnaStep(_Model):
         return {} if value is None else value
 
 
-class AssignStep(_Model):
+class AssignStep(StrictModel):
     """Add or replace columns from ``DataFrame.eval`` expressions, in order."""
 
     assign: dict[str, str] = Field(min_length=1)
 
 
-class CutArgs(_Model):
+class CutArgs(StrictModel):
     column: str
     # integer edges stay integers: pandas labels their intervals (0, 30], not (0.0, 30.0]
     bins: Annotated[int, Field(ge=1)] | Annotated[list[int | float], Field(min_length=2)]
@@ -230,13 +227,13 @@ class CutArgs(_Model):
         return self
 
 
-class CutStep(_Model):
+class CutStep(StrictModel):
     """Bin a numeric column (pandas ``cut``); integer ``bins`` use the whole dataset's range."""
 
     cut: CutArgs
 
 
-class AstypeStep(_Model):
+class AstypeStep(StrictModel):
     """Cast columns (pandas ``astype``): ``{customer_id: int64, city: category}``."""
 
     astype: dict[str, str] = Field(min_length=1)
@@ -255,30 +252,30 @@ class AstypeStep(_Model):
         return casts
 
 
-class RenameStep(_Model):
+class RenameStep(StrictModel):
     """Rename columns: ``{old: new}``."""
 
     rename: dict[str, str] = Field(min_length=1)
 
 
-class SelectStep(_Model):
+class SelectStep(StrictModel):
     """Keep only these columns, in this order."""
 
     select: Columns
 
 
-class DropStep(_Model):
+class DropStep(StrictModel):
     """Drop these columns."""
 
     drop: Columns
 
 
-class DropDuplicatesArgs(_Model):
+class DropDuplicatesArgs(StrictModel):
     subset: Columns | None = None
     keep: Literal["first", "last", False] = "first"
 
 
-class DropDuplicatesStep(_Model):
+class DropDuplicatesStep(StrictModel):
     """Drop duplicate rows (by ``subset``), keeping the first (or last) in input order."""
 
     drop_duplicates: DropDuplicatesArgs = Field(default_factory=DropDuplicatesArgs)
@@ -289,7 +286,7 @@ class DropDuplicatesStep(_Model):
         return {} if value is None else value
 
 
-class MergeArgs(_Model):
+class MergeArgs(StrictModel):
     right: str
     on: Columns | None = None
     left_on: Columns | None = None
@@ -310,31 +307,31 @@ class MergeArgs(_Model):
         return self
 
 
-class MergeStep(_Model):
+class MergeStep(StrictModel):
     """Join with another named input (pandas ``merge``)."""
 
     merge: MergeArgs
 
 
-class GetDummiesArgs(_Model):
+class GetDummiesArgs(StrictModel):
     columns: Columns
     prefix_sep: str = "_"
     drop_first: bool = False
     dtype: str = "bool"
 
 
-class GetDummiesStep(_Model):
+class GetDummiesStep(StrictModel):
     """One-hot encode columns; the categories are computed once over the whole dataset."""
 
     get_dummies: GetDummiesArgs
 
 
-class ScaleArgs(_Model):
+class ScaleArgs(StrictModel):
     columns: Columns
     method: Literal["standard", "minmax"] = "standard"
 
 
-class ScaleStep(_Model):
+class ScaleStep(StrictModel):
     """Scale numeric columns as scikit-learn's scalers do (standard: zero mean, unit
     variance; minmax: 0..1, with dask-ml)."""
 
@@ -345,21 +342,21 @@ AGGREGATIONS = ("sum", "mean", "count", "min", "max", "std", "var", "size", "nun
                 "first", "last", "median")
 
 
-class GroupbyArgs(_Model):
+class GroupbyArgs(StrictModel):
     by: Columns
     agg: dict[str, Annotated[list[Literal[AGGREGATIONS]], BeforeValidator(_as_list)]] = Field(
         min_length=1)
     dropna: bool = True
 
 
-class GroupbyStep(_Model):
+class GroupbyStep(StrictModel):
     """Group and aggregate: columns come out as ``<column>_<function>``, keys as columns,
     sorted by the keys."""
 
     groupby: GroupbyArgs
 
 
-class SortValuesArgs(_Model):
+class SortValuesArgs(StrictModel):
     by: Columns
     ascending: bool | list[bool] = True
     na_position: Literal["first", "last"] = "last"
@@ -371,13 +368,13 @@ class SortValuesArgs(_Model):
         return self
 
 
-class SortValuesStep(_Model):
+class SortValuesStep(StrictModel):
     """Sort rows by columns (a distributed sort)."""
 
     sort_values: SortValuesArgs
 
 
-class SampleArgs(_Model):
+class SampleArgs(StrictModel):
     frac: Annotated[float, Field(gt=0)]
     replace: bool = False
     random_state: int | None = None
@@ -389,14 +386,14 @@ class SampleArgs(_Model):
         return self
 
 
-class SampleStep(_Model):
+class SampleStep(StrictModel):
     """A random fraction of the rows (sampled per partition, as Dask does)."""
 
     sample: SampleArgs
 
 
 #: step name -> model; the name is also the step's only key in the spec
-STEP_MODELS: dict[str, type[_Model]] = {
+STEP_MODELS: dict[str, type[StrictModel]] = {
     "query": QueryStep, "fillna": FillnaStep, "dropna": DropnaStep, "assign": AssignStep,
     "cut": CutStep, "astype": AstypeStep, "rename": RenameStep, "select": SelectStep,
     "drop": DropStep, "drop_duplicates": DropDuplicatesStep, "merge": MergeStep,
@@ -433,7 +430,7 @@ def step_args(item: BaseModel) -> Any:
 _INPUT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
 
-class DataFrameWorkload(_Model):
+class DataFrameWorkload(StrictModel):
     """``spec.dataframe``: read inputs, run steps on the main one, write the output."""
 
     inputs: dict[str, InputSpec] = Field(min_length=1)

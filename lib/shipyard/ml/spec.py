@@ -27,8 +27,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from shipyard.core.model import StrictModel
 from shipyard.data.spec import InputSpec, OutputSpec
 from shipyard.units import parse_memory
 
@@ -42,11 +43,7 @@ SEARCH_METHODS = ("grid", "random", "halving")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class SplitSpec(_Model):
+class SplitSpec(StrictModel):
     """The held-out test split: ``sklearn.model_selection.train_test_split`` on the rows
     in input order. ``stratify`` defaults to true for classification."""
 
@@ -56,7 +53,7 @@ class SplitSpec(_Model):
     shuffle: bool = True
 
 
-class PreprocessSpec(_Model):
+class PreprocessSpec(StrictModel):
     """What happens to the features before the model: imputation, scaling of numeric
     columns, encoding of the others, and optionally PCA on the result."""
 
@@ -68,7 +65,7 @@ class PreprocessSpec(_Model):
     pca: Annotated[int, Field(ge=1)] | Annotated[float, Field(gt=0, lt=1)] | None = None
 
 
-class ModelSpec(_Model):
+class ModelSpec(StrictModel):
     """One candidate model: an estimator class by import path, its fixed ``params``, and
     what the search varies (``grid`` lists, or ``distributions`` for random search)."""
 
@@ -116,7 +113,7 @@ class ModelSpec(_Model):
         return dict(self.grid or self.distributions or {})
 
 
-class SearchSpec(_Model):
+class SearchSpec(StrictModel):
     """How each model's parameters are searched.
 
     ``grid`` tries every grid combination (dask-ml ``GridSearchCV``); ``random`` draws
@@ -134,13 +131,13 @@ class SearchSpec(_Model):
     random_state: int | None = 0
 
 
-class CompareSpec(_Model):
+class CompareSpec(StrictModel):
     """Pairwise comparison of the models on their CV fold scores."""
 
     alpha: float = Field(0.05, gt=0, lt=1)
 
 
-class BatchPredictSpec(_Model):
+class BatchPredictSpec(StrictModel):
     """Score a (large) dataset with the best model, in parallel, and write Parquet."""
 
     input: InputSpec
@@ -151,7 +148,7 @@ class BatchPredictSpec(_Model):
     keep: list[str] = Field(default_factory=list)
 
 
-class SklearnWorkload(_Model):
+class SklearnWorkload(StrictModel):
     """``spec.sklearn``: train, search, evaluate and compare scikit-learn models.
 
     With ``model`` instead of ``models``, nothing is trained: a saved model (a job's

@@ -31,21 +31,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PlainSerializer,
-    PrivateAttr,
-    Strict,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, Field, PlainSerializer,
+    PrivateAttr, Strict, ValidationError, ValidationInfo, field_validator, model_validator)
 
+from shipyard.core.model import StrictModel
 from shipyard.core.errors import SpecError
 from shipyard.data.spec import DataFrameWorkload
 from shipyard.entrypoints import check_call, resolve_callable, resolve_for_spec
@@ -66,6 +55,7 @@ __all__ = [
     "PythonWorkload",
     "WORKLOAD_CHECKS",
     "load_job",
+    "the_workload",
 ]
 
 API_VERSION = "shipyard/v1"
@@ -133,10 +123,6 @@ def _dns_label(name: str) -> str:
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
 def dns_label_problem(name: str) -> str | None:
     """Why ``name`` is not a DNS-1123 label, with a corrected suggestion; None if it is one.
 
@@ -157,7 +143,7 @@ def dns_label_problem(name: str) -> str | None:
     )
 
 
-class Metadata(_Model):
+class Metadata(StrictModel):
     """``metadata``: the job's name and optional labels."""
 
     name: DnsLabel
@@ -178,7 +164,7 @@ class Metadata(_Model):
         return labels
 
 
-class Resources(_Model):
+class Resources(StrictModel):
     """``spec.resources``: the size of the Dask (or Ray) cluster each attempt gets."""
 
     workers: Count = Field(2, ge=1)
@@ -203,7 +189,7 @@ class Resources(_Model):
         return AUTO_MEMORY if self.memory_per_worker is None else self.memory_per_worker
 
 
-class PythonWorkload(_Model):
+class PythonWorkload(StrictModel):
     """``spec.python``: call ``func(ctx, **params)`` and keep its JSON-able return value.
 
     ``entrypoint`` is ``"package.module:function"``. The module is imported at load time
@@ -241,7 +227,7 @@ def _figures_default() -> bool:
     return os.environ.get(FIGURES_ENV, "true").strip().lower() not in ("0", "false", "no", "off")
 
 
-class ReportSettings(_Model):
+class ReportSettings(StrictModel):
     """``spec.report``: what the job's report (``runs/<id>/report/``) holds.
 
     ``figures: false`` skips the figures and the computations behind them (an extra
@@ -252,7 +238,7 @@ class ReportSettings(_Model):
     figures: bool = Field(default_factory=_figures_default)
 
 
-class JobBody(_Model):
+class JobBody(StrictModel):
     """``spec``: where and how the job runs, and its one workload block."""
 
     cluster: str | None = None
@@ -270,17 +256,27 @@ class JobBody(_Model):
 
     @model_validator(mode="after")
     def _exactly_one_workload(self) -> JobBody:
-        present = [name for name in WORKLOADS if getattr(self, name, None) is not None]
-        if len(present) != 1:
-            found = "none" if not present else f"{len(present)}: {', '.join(present)}"
-            raise ValueError(
-                f"exactly one workload block is required ({', '.join(WORKLOADS)}); "
-                f"found {found}"
-            )
+        the_workload(self)
         return self
 
 
-class SpecDocument(_Model):
+def the_workload(block: BaseModel,
+                 rule: str = "exactly one workload block is required") -> str:
+    """The name of the one workload block a job's ``spec`` (or a pipeline stage) has.
+
+    Raises
+    ------
+    ValueError
+        Saying ``rule`` and what was found, where there is none or more than one.
+    """
+    present = [name for name in WORKLOADS if getattr(block, name, None) is not None]
+    if len(present) != 1:
+        found = "none" if not present else f"{len(present)}: {', '.join(present)}"
+        raise ValueError(f"{rule} ({', '.join(WORKLOADS)}); found {found}")
+    return present[0]
+
+
+class SpecDocument(StrictModel):
     """What job and pipeline specs share: ``apiVersion``, ``metadata``, where the spec
     came from, and how it is written out again."""
 
@@ -327,7 +323,7 @@ class JobSpec(SpecDocument):
     @property
     def workload_name(self) -> str:
         """Which workload block the job carries (``python``, ``dataframe``, ...)."""
-        return next(name for name in WORKLOADS if getattr(self.spec, name, None) is not None)
+        return the_workload(self.spec)
 
     @property
     def workload(self) -> BaseModel:

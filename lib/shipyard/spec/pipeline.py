@@ -48,11 +48,12 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from shipyard.core.model import StrictModel
 from shipyard.core.errors import SpecError
-from shipyard.spec.job import (WORKLOADS, Count, DnsLabel, Duration, ReportSettings,
-                               Resources, SpecDocument, load_job)
+from shipyard.spec.job import (Count, DnsLabel, Duration, ReportSettings,
+                               Resources, SpecDocument, load_job, the_workload)
 from shipyard.spec_errors import describe_errors
 
 __all__ = ["PipelineSpec", "Stage", "load_pipeline", "stage_job_name"]
@@ -74,11 +75,7 @@ _OUTPUT_PATHS = {"dataframe": ["output"], "sklearn": ["batch_predict.output"],
                  "torch": [], "python": []}
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class Stage(_Model):
+class Stage(StrictModel):
     """One entry of ``spec.stages``: a name, what it needs, and one workload block (kept
     as written here; it is validated as a job spec of its own)."""
 
@@ -95,16 +92,12 @@ class Stage(_Model):
 
     @model_validator(mode="after")
     def _exactly_one_workload(self) -> Stage:
-        present = [name for name in WORKLOADS if getattr(self, name) is not None]
-        if len(present) != 1:
-            found = "none" if not present else ", ".join(present)
-            raise ValueError(f"a stage has exactly one workload block ({', '.join(WORKLOADS)}); "
-                             f"found {found}")
+        the_workload(self, "a stage has exactly one workload block")
         return self
 
     @property
     def workload_name(self) -> str:
-        return next(name for name in WORKLOADS if getattr(self, name) is not None)
+        return the_workload(self)
 
     @property
     def block(self) -> dict[str, Any]:
@@ -121,7 +114,7 @@ class Stage(_Model):
         return None
 
 
-class PipelineBody(_Model):
+class PipelineBody(StrictModel):
     """``spec`` of a pipeline: where it runs, and its stages."""
 
     cluster: str | None = None

@@ -21,18 +21,10 @@ from __future__ import annotations
 import inspect
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PlainSerializer,
-    Strict,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import (BeforeValidator, Field, PlainSerializer, Strict, ValidationInfo,
+    field_validator, model_validator)
 
+from shipyard.core.model import StrictModel
 from shipyard.data.spec import InputSpec
 from shipyard.entrypoints import resolve_for_spec
 from shipyard.units import format_duration, parse_duration
@@ -40,15 +32,11 @@ from shipyard.units import format_duration, parse_duration
 __all__ = ["TorchWorkload", "ScalingSpec", "FailureSpec", "CheckpointSpec", "TrainDataSpec"]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
 Seconds = Annotated[float, BeforeValidator(parse_duration),
                     PlainSerializer(format_duration, return_type=str)]
 
 
-class ScalingSpec(_Model):
+class ScalingSpec(StrictModel):
     """``torch.scaling``: how many training workers, and what each one reserves.
 
     With ``use_gpu`` each worker reserves one GPU (and trains on it with NCCL); without,
@@ -62,14 +50,14 @@ class ScalingSpec(_Model):
     placement_timeout: Seconds = 60.0
 
 
-class FailureSpec(_Model):
+class FailureSpec(StrictModel):
     """``torch.failure``: how many worker failures a run survives (each one restarts the
     workers from the latest checkpoint). Retries of the whole job are ``spec.retries``."""
 
     max_failures: Annotated[int, Strict()] = Field(0, ge=0)
 
 
-class CheckpointSpec(_Model):
+class CheckpointSpec(StrictModel):
     """``torch.checkpoint``: which checkpoints Ray Train keeps.
 
     ``score`` names a metric the loop reports; the ``num_to_keep`` best by it are kept
@@ -121,7 +109,7 @@ def _one_positional(func: Any) -> str | None:
     return None
 
 
-class TorchWorkload(_Model):
+class TorchWorkload(StrictModel):
     """``spec.torch``: PyTorch training with Ray Train's ``TorchTrainer``."""
 
     train_loop: str
