@@ -52,6 +52,7 @@ from shipyard.core.home import RunDir
 from shipyard.core.ids import JOB_ID_PATTERN
 from shipyard.core.runner_cli import RUNNER_MODULE, runner_command
 from shipyard.core.states import FailureKind
+from shipyard.core.workloads import workload
 from shipyard.train.storage import TRAIN_STORAGE_ENV, TRAIN_STORAGE_OPTIONS_ENV
 from shipyard.units import format_memory
 
@@ -70,8 +71,6 @@ KINDS = {
     "RayJob": ("ray.io/v1", "RayJob", "rayjobs"),
     "Job": ("batch/v1", "Job", "jobs"),
 }
-_WORKLOAD_KINDS = {"dataframe": "DaskJob", "sklearn": "DaskJob", "torch": "RayJob",
-                   "python": "Job"}
 
 LABEL_JOB = "shipyard.io/job"            # the job's resource name: unique, at most 63 chars
 LABEL_NAME = "shipyard.io/job-name"      # metadata.name of the spec
@@ -92,7 +91,7 @@ IMAGE_UID = 10001
 
 def resource_kind(spec: JobSpec) -> str:
     """Which resource runs this spec's workload: ``DaskJob``, ``RayJob`` or ``Job``."""
-    return _WORKLOAD_KINDS[spec.workload_name]
+    return workload(spec.workload_name).resource
 
 
 def resource_name(job_id: str, attempt: int = 1) -> str:

@@ -16,7 +16,6 @@ Exit status: 0 success, 1 the workload failed, 2 bad input (no use retrying),
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import os
 import shutil
@@ -33,19 +32,12 @@ from shipyard.core.errors import ShipyardError, SpecError
 from shipyard.core.home import RunDir, attempt_log_path, attempt_outcome_path
 from shipyard.core.runner_cli import runner_parser
 from shipyard.core.states import FailureKind
+from shipyard.core.workloads import resolve, workload
 from shipyard.report.page import REPORT_PATH
 
-__all__ = ["main", "WORKLOAD_RUNNERS", "one_line"]
+__all__ = ["main", "one_line"]
 
 log = logging.getLogger("shipyard.runner")
-
-#: Which function runs each workload block, imported only when a job needs it.
-WORKLOAD_RUNNERS = {
-    "dataframe": "shipyard.data.job:run",
-    "sklearn": "shipyard.ml.job:run",
-    "torch": "shipyard.train.job:run",
-    "python": "shipyard.python_job:run",
-}
 
 #: Seconds between progress uploads to the object store (Kubernetes jobs).
 STORAGE_PROGRESS_INTERVAL = 5.0
@@ -185,9 +177,8 @@ def run_attempt(run_dir: Path, job_id: str, attempt: int, dask_address: str | No
                          dask=dask, ray=ray,
                          on_progress=_progress_writer(db, job_id, storage),
                          on_dask_start=tasks.install)
-        module, func = WORKLOAD_RUNNERS[spec.workload_name].split(":")
         log.info("job %s attempt %d: %s workload", job_id, attempt, spec.workload_name)
-        result = getattr(importlib.import_module(module), func)(spec.workload, ctx)
+        result = resolve(workload(spec.workload_name).run)(spec.workload, ctx)
         tasks.stop()
         write_json_atomic(RunDir(run_dir).result, {
             "outputs": ctx.outputs, **result, "job_id": job_id, "attempt": attempt,

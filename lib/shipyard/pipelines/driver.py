@@ -36,6 +36,7 @@ from shipyard.core.atomic import write_json_atomic
 from shipyard.core.home import Home
 from shipyard.core.states import FailureKind, JobState
 from shipyard.core.store import JobStore
+from shipyard.core.workloads import workload as workload_kind
 from shipyard.jobs.process_main import job_process_main
 from shipyard.pipelines import store as stage_store
 from shipyard.pipelines.cache import StageCache, stage_key
@@ -50,7 +51,6 @@ log = logging.getLogger("shipyard.pipeline")
 OPTIONS_FILE = "pipeline.json"
 
 #: Workloads that compute on Dask (they share the pipeline's cluster).
-_DASK_WORKLOADS = {"dataframe", "sklearn"}
 
 #: The address of the Dask cluster the driver started, kept in the run directory: a
 #: driver started again learns which stages lost their cluster with its predecessor.
@@ -300,8 +300,8 @@ class PipelineDriver:
         backend = self._stage_backend()
         if backend.name != "local" or backend._scheduler_address():
             return None
-        wants = workload in _DASK_WORKLOADS or (
-            workload == "python" and any(s.workload_name in _DASK_WORKLOADS
+        wants = workload_kind(workload).engine == "dask" or (
+            workload == "python" and any(workload_kind(s.workload_name).engine == "dask"
                                          for s in self.spec.spec.stages))
         if self._cluster is None and wants:
             from shipyard.cluster.dask_session import DaskSession

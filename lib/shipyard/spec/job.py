@@ -23,7 +23,6 @@ Examples
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 from collections.abc import Mapping
@@ -34,8 +33,10 @@ import yaml
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, Field, PlainSerializer,
     PrivateAttr, Strict, ValidationError, ValidationInfo, field_validator, model_validator)
 
-from shipyard.core.model import StrictModel
 from shipyard.core.errors import SpecError
+from shipyard.core.model import StrictModel
+from shipyard.core.workloads import WORKLOADS as WORKLOAD_REGISTRY
+from shipyard.core.workloads import resolve, workload
 from shipyard.data.spec import DataFrameWorkload
 from shipyard.entrypoints import check_call, resolve_callable, resolve_for_spec
 from shipyard.ml.spec import SklearnWorkload
@@ -53,23 +54,14 @@ __all__ = [
     "Metadata",
     "Resources",
     "PythonWorkload",
-    "WORKLOAD_CHECKS",
     "load_job",
     "the_workload",
 ]
 
 API_VERSION = "shipyard/v1"
 
-#: The workload blocks a job may carry, exactly one at a time.
-WORKLOADS: tuple[str, ...] = ("dataframe", "sklearn", "torch", "python")
-
-#: Checks that need more than the spec itself (reading input schemas), per workload:
-#: "module:function" taking the block and returning problem lines.
-WORKLOAD_CHECKS = {
-    "dataframe": "shipyard.data.checks:check_workload",
-    "sklearn": "shipyard.ml.checks:check_workload",
-    "torch": "shipyard.train.checks:check_workload",
-}
+#: The workload blocks a job may carry, exactly one at a time (shipyard.core.workloads).
+WORKLOADS: tuple[str, ...] = tuple(WORKLOAD_REGISTRY)
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
@@ -350,9 +342,9 @@ def load_job(document: Mapping[str, Any], name: str = "the job spec",
         )
     except ValidationError as err:
         raise SpecError(f"{name} is not a valid job spec", describe_errors(err, JobSpec)) from None
-    if check_references and check_inputs and spec.workload_name in WORKLOAD_CHECKS:
-        module, func = WORKLOAD_CHECKS[spec.workload_name].split(":")
-        problems = getattr(importlib.import_module(module), func)(spec.workload)
+    checks = workload(spec.workload_name).checks
+    if check_references and check_inputs and checks:
+        problems = resolve(checks)(spec.workload)
         if problems:
             raise SpecError(f"{name} is not a valid job spec", problems)
     spec._source = name

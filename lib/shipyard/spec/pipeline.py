@@ -50,8 +50,9 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from shipyard.core.model import StrictModel
 from shipyard.core.errors import SpecError
+from shipyard.core.model import StrictModel
+from shipyard.core.workloads import workload as workload_kind
 from shipyard.spec.job import (Count, DnsLabel, Duration, ReportSettings,
                                Resources, SpecDocument, load_job, the_workload)
 from shipyard.spec_errors import describe_errors
@@ -62,17 +63,6 @@ __all__ = ["PipelineSpec", "Stage", "load_pipeline", "stage_job_name"]
 _REFERENCE = re.compile(r"\$\{\s*([^}]*?)\s*\}")
 _STAGE_OUTPUT = re.compile(r"^stages\.([^.\s]+)\.output$")
 
-#: Where each workload block keeps the inputs a trial run samples (dotted paths; ``*``
-#: is every entry of a mapping).
-_INPUT_PATHS = {
-    "dataframe": ["inputs.*"],
-    "sklearn": ["input", "batch_predict.input"],
-    "torch": ["data"],
-    "python": [],
-}
-#: ... and the outputs a trial run writes elsewhere.
-_OUTPUT_PATHS = {"dataframe": ["output"], "sklearn": ["batch_predict.output"],
-                 "torch": [], "python": []}
 
 
 class Stage(StrictModel):
@@ -107,7 +97,7 @@ class Stage(StrictModel):
         """What ``${stages.NAME.output}`` means, as written (references unresolved)."""
         if self.output is not None:
             return self.output
-        for dotted in _OUTPUT_PATHS[self.workload_name]:
+        for dotted in workload_kind(self.workload_name).output_paths:
             found = _lookup(self.block, dotted)
             if isinstance(found, dict) and isinstance(found.get("path"), str):
                 return found["path"]
@@ -337,13 +327,13 @@ def _trial_block(workload: str, block: dict[str, Any], fraction: float,
     """The stage's block for a trial run: its own inputs sampled, its outputs moved."""
     if sample_dir is None:
         raise ValueError("a trial run needs a directory for its outputs")
-    for dotted in _INPUT_PATHS[workload]:
+    for dotted in workload_kind(workload).input_paths:
         for spec in _targets(block, dotted):
             path = spec.get("path")
             if isinstance(path, str) and not _stage_refs(path):
                 # an earlier stage's output is a sample already
                 spec["sample"] = fraction * float(spec.get("sample") or 1.0)
-    for dotted in _OUTPUT_PATHS[workload]:
+    for dotted in workload_kind(workload).output_paths:
         for spec in _targets(block, dotted):
             if isinstance(spec.get("path"), str) and "${output}" not in spec["path"]:
                 spec["path"] = _trial_path(sample_dir, stage, _substitute(spec["path"], {}, None))
