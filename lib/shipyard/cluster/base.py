@@ -38,6 +38,7 @@ from shipyard.core.atomic import write_text_atomic
 from shipyard.core.errors import ClusterError, UsageError
 from shipyard.core.home import attempt_log_path
 from shipyard.core.ids import new_job_id
+from shipyard.core.lifecycle import Lifecycle
 from shipyard.core.states import FailureKind, JobState
 
 if TYPE_CHECKING:
@@ -79,6 +80,8 @@ class Backend:
         self.profile = profile
         self.home = home
         self.store = store
+        #: the job's transitions, as every backend makes them (retries, attempt guards)
+        self.lifecycle = Lifecycle(store)
 
     # -- public API (fixed) ------------------------------------------------------------
 

@@ -50,8 +50,8 @@ from shipyard.cluster.k8s_render import (
 )
 from shipyard.cluster.k8s_settings import KubernetesSettings, kubernetes_settings
 from shipyard.cluster.k8s_status import Observed, observe
-from shipyard.core.errors import ClusterError, InvalidTransitionError, UsageError
-from shipyard.core.home import attempt_log_path, read_outcome
+from shipyard.core.errors import ClusterError, UsageError
+from shipyard.core.home import RunDir, attempt_log_path, read_outcome
 from shipyard.core.states import FailureKind, JobState
 from shipyard.core.store import JobRecord
 
@@ -367,15 +367,6 @@ class KubernetesBackend(Backend):
         pods = self._pods(settings, record, kind)
         return observe(kind, resource, pods, self._events(settings, pods, name)), kind
 
-    def _move(self, record: JobRecord, to: JobState, reason: str | None,
-              **kwargs: Any) -> JobRecord | None:
-        """The transition, if this process made it (None if another one moved first)."""
-        try:
-            return self.store.transition(record.id, to, reason, if_attempt=record.attempt,
-                                         **kwargs)
-        except InvalidTransitionError:
-            return None
-
     def _refresh(self, record: JobRecord) -> JobRecord:
         if time.monotonic() < self._quiet_until:
             return record  # the API failed a moment ago: `list` should not wait on it per job
@@ -394,17 +385,17 @@ class KubernetesBackend(Backend):
         retried = seen.failed_attempts - (1 if seen.state is JobState.FAILED else 0)
         while (kind not in PER_ATTEMPT and retried >= record.attempt
                and record.attempt < record.max_attempts and not record.state.is_terminal()):
-            running = self._started(record)
+            running = self.lifecycle.started(record)
             if running is None:
                 return self.store.get(record.id)
-            moved = self._move(running, JobState.PENDING,
+            moved = self.lifecycle.move(running, JobState.PENDING,
                                f"attempt {running.attempt} failed in Kubernetes",
                                next_attempt=True, failure_kind=FailureKind.ERROR)
             if moved is None:
                 return self.store.get(record.id)
             record = moved
         if seen.state is JobState.RUNNING:
-            running = self._started(record)
+            running = self.lifecycle.started(record)
             if running is not None and kind == "RayJob" and self._run_time_left(running) < 0:
                 self._stop_timed_out(settings, running, kind)
                 return self.store.get(record.id)
@@ -415,12 +406,12 @@ class KubernetesBackend(Backend):
             self._pending(settings, record, seen)
         elif seen.state is JobState.SUCCEEDED:
             self._finished(settings, record, kind)
-            running = self._started(record)
+            running = self.lifecycle.started(record)
             if running is not None:
-                self._move(running, JobState.SUCCEEDED, "completed")
+                self.lifecycle.move(running, JobState.SUCCEEDED, "completed")
         elif seen.state is JobState.CANCELLED:
             self._finished(settings, record, kind)
-            self._move(record, JobState.CANCELLED, seen.reason)
+            self.lifecycle.move(record, JobState.CANCELLED, seen.reason)
         elif seen.state is JobState.FAILED:
             self._finished(settings, record, kind)
             self._attempt_failed(settings, record, kind, seen)
@@ -437,11 +428,6 @@ class KubernetesBackend(Backend):
                                f"{record.id} is still recorded as {record.state})") from None
         return record
 
-    def _started(self, record: JobRecord) -> JobRecord | None:
-        if record.state is JobState.RUNNING:
-            return record
-        return self._move(record, JobState.RUNNING, f"attempt {record.attempt} started")
-
     def _pending(self, settings: KubernetesSettings, record: JobRecord, seen: Observed) -> None:
         if record.state is JobState.RUNNING:
             return  # a retry the store has not caught up with yet; nothing to say
@@ -453,7 +439,7 @@ class KubernetesBackend(Backend):
         if self._start_time_left(settings, record) < 0:
             reason = (f"{seen.reason} (nothing started within {settings.start_timeout}s, "
                       "the profile's start_timeout)")
-            if self._move(record, JobState.FAILED, reason, failure_kind=FailureKind.CLUSTER):
+            if self.lifecycle.move(record, JobState.FAILED, reason, failure_kind=FailureKind.CLUSTER):
                 self._delete(settings, record)
 
     def _attempt_failed(self, settings: KubernetesSettings, record: JobRecord, kind: str,
@@ -466,32 +452,17 @@ class KubernetesBackend(Backend):
             # than "exit code 1"; an OOM kill or a deadline leaves none, and is Kubernetes'
             failure = FailureKind(outcome.get("kind", "error"))
             reason = outcome.get("reason") or reason
-        running = self._started(record)
-        if running is None:
-            return
-        retry = (kind in PER_ATTEMPT and failure is not FailureKind.INPUT
-                 and running.attempt < running.max_attempts and not running.cancel_requested)
-        if not retry:
-            self._move(running, JobState.FAILED, reason, failure_kind=failure)
-            return
-        retried = self._move(running, JobState.PENDING,
-                             f"attempt {running.attempt} failed: {reason}",
-                             failure_kind=failure, next_attempt=True)
+        # a Job retries itself (its store attempt follows its failure count): only
+        # DaskJobs and RayJobs get their next attempt from here
+        retried = self.lifecycle.attempt_failed(record, failure, reason,
+                                                retries=kind in PER_ATTEMPT)
         if retried is not None:
             self._launch_or_fail(settings, retried)
 
     def _launch_or_fail(self, settings: KubernetesSettings, record: JobRecord) -> None:
-        """Create an attempt from a read: a failure ends the job with a reason (not an error
-        out of `status`), and a cancel that came in meanwhile deletes what was created."""
-        try:
-            self._launch(record)
-        except Exception as err:
-            self._move(record, JobState.FAILED, f"could not create attempt {record.attempt}: "
-                       f"{err}", failure_kind=FailureKind.CLUSTER)
-            return
-        now = self.store.get(record.id)
-        if now.cancel_requested or now.state.is_terminal():
-            self._delete(settings, now)
+        self.lifecycle.launch_or_fail(record, self._launch,
+                                      lambda r: self._delete(settings, r),
+                                      f"could not create attempt {record.attempt}")
 
     def _resource_missing(self, settings: KubernetesSettings, record: JobRecord,
                           kind: str) -> None:
@@ -500,13 +471,13 @@ class KubernetesBackend(Backend):
         outcome = self._outcome(record)
         if outcome is not None:
             # it ended and Kubernetes cleaned up before anyone looked: its results say how
-            running = self._started(record)
+            running = self.lifecycle.started(record)
             if running is None:
                 return
             if outcome.get("status") == "succeeded":
-                self._move(running, JobState.SUCCEEDED, "completed")
+                self.lifecycle.move(running, JobState.SUCCEEDED, "completed")
             else:
-                self._move(running, JobState.FAILED, outcome.get("reason") or "failed",
+                self.lifecycle.move(running, JobState.FAILED, outcome.get("reason") or "failed",
                            failure_kind=FailureKind(outcome.get("kind", "error")))
             return
         if record.state is JobState.PENDING:
@@ -515,7 +486,7 @@ class KubernetesBackend(Backend):
             if time.time() - self._since_last_move(record) > 60:
                 self._launch_or_fail(settings, record)
             return
-        self._move(record, JobState.FAILED,
+        self.lifecycle.move(record, JobState.FAILED,
                    f"its {kind} {self._name(record, kind)} no longer exists and left no results "
                    f"in {settings.storage.run_url(record.id)} (deleted outside shipyard?)",
                    failure_kind=FailureKind.LOST)
@@ -598,11 +569,10 @@ class KubernetesBackend(Backend):
     def _copy_progress(self, settings: KubernetesSettings, record: JobRecord) -> None:
         try:
             storage = self._storage(settings, record)
-            progress = json.loads(storage.fs.cat_file(f"{storage.root}/progress.json"))
+            progress = json.loads(storage.fs.cat_file(f"{storage.root}/{RunDir.PROGRESS}"))
         except Exception:  # not written yet, or the store unreachable: progress can wait
             return
-        if progress != record.progress:
-            self.store.set_progress(record.id, progress)
+        self.lifecycle.copy_progress(record, progress)
 
     def _outcome(self, record: JobRecord) -> dict[str, Any] | None:
         return read_outcome(self.home.run_dir(record.id), record.attempt)

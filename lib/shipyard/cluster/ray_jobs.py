@@ -33,7 +33,7 @@ from typing import Any
 from shipyard.cluster.base import Backend, ExistingCluster
 from shipyard.cluster.ray_session import quiet_auth_notice
 from shipyard.core.atomic import write_json_atomic
-from shipyard.core.errors import ClusterError, InvalidTransitionError, UsageError
+from shipyard.core.errors import ClusterError, UsageError
 from shipyard.core.home import read_outcome
 from shipyard.core.runner_cli import runner_command
 from shipyard.core.states import FailureKind, JobState
@@ -246,23 +246,12 @@ class RayJobsBackend(ExistingCluster, Backend):
     # attempt), and acts on it only through a transition guarded by that attempt number:
     # whoever moves the job first owns the consequence (submitting the next attempt).
 
-    def _move(self, record: JobRecord, to: JobState, reason: str,
-              **kwargs: Any) -> JobRecord | None:
-        """The transition, if this process made it (None if another one moved first)."""
-        try:
-            return self.store.transition(record.id, to, reason, if_attempt=record.attempt,
-                                         **kwargs)
-        except InvalidTransitionError:
-            return None
-
     def _copy_progress(self, record: JobRecord) -> None:
-        path = self.home.run_dir(record.id).progress
         try:
-            progress = json.loads(path.read_text())
+            progress = json.loads(self.home.run_dir(record.id).progress.read_text())
         except (OSError, ValueError):
             return  # not written yet, or not on this machine's filesystem
-        if progress != record.progress:
-            self.store.set_progress(record.id, progress)
+        self.lifecycle.copy_progress(record, progress)
 
     def _outcome(self, record: JobRecord, info: Any) -> tuple[FailureKind, str]:
         outcome = read_outcome(self.home.run_dir(record.id), record.attempt)
@@ -272,13 +261,6 @@ class RayJobsBackend(ExistingCluster, Backend):
         code = getattr(info, "driver_exit_code", None)
         message = " ".join((getattr(info, "message", None) or "").split())
         return FailureKind.of_exit(code), message[:500] or "the Ray job failed"
-
-    def _started(self, record: JobRecord) -> JobRecord | None:
-        """The record as RUNNING (moving it there if Ray ran the attempt before anyone
-        saw it), or None if another process has moved the job on meanwhile."""
-        if record.state is JobState.RUNNING:
-            return record
-        return self._move(record, JobState.RUNNING, f"attempt {record.attempt} started")
 
     def _refresh(self, record: JobRecord) -> JobRecord:
         from ray.job_submission import JobStatus
@@ -301,20 +283,20 @@ class RayJobsBackend(ExistingCluster, Backend):
                 if quiet > self.SUBMIT_RETRY_SECONDS + 10:
                     self._launch_or_fail(record)
             else:
-                self._move(record, JobState.FAILED,
+                self.lifecycle.move(record, JobState.FAILED,
                            f"Ray job {sid} is not known to {self.profile.address} "
                            "(the cluster was restarted?)", failure_kind=FailureKind.LOST)
             return self.store.get(record.id)
         self._copy_progress(record)
         status = info.status
         if status == JobStatus.RUNNING and record.state is JobState.PENDING:
-            self._started(record)
+            self.lifecycle.started(record)
         elif status == JobStatus.SUCCEEDED:
-            running = self._started(record)
+            running = self.lifecycle.started(record)
             if running is not None:
-                self._move(running, JobState.SUCCEEDED, "completed")
+                self.lifecycle.move(running, JobState.SUCCEEDED, "completed")
         elif status == JobStatus.STOPPED:
-            self._move(record, JobState.CANCELLED, "cancelled")
+            self.lifecycle.move(record, JobState.CANCELLED, "cancelled")
         elif status == JobStatus.FAILED:
             kind, reason = self._outcome(record, info)
             self._attempt_failed(record, kind, reason)
@@ -327,37 +309,20 @@ class RayJobsBackend(ExistingCluster, Backend):
                         stop: str | None = None) -> None:
         """End the attempt (recorded first, so no other reader maps its STOPPED status to
         CANCELLED), stop its Ray job if asked, and submit the next attempt if there is one."""
-        running = self._started(record)
+        running = self.lifecycle.started(record)
         if running is None:
             return  # another process dealt with this attempt
-        retryable = kind is not FailureKind.INPUT
-        if retryable and running.attempt < running.max_attempts and not running.cancel_requested:
-            retried = self._move(running, JobState.PENDING,
-                                 f"attempt {running.attempt} failed: {reason}",
-                                 failure_kind=kind, next_attempt=True)
-        else:
-            retried = None
-            self._move(running, JobState.FAILED, reason, failure_kind=kind)
+        retried = self.lifecycle.attempt_failed(running, kind, reason)
         if stop:
             self._stop(stop, wait=10.0)
         if retried is not None:
             self._launch_or_fail(retried)
 
     def _launch_or_fail(self, record: JobRecord) -> None:
-        """Submit an attempt from a read; a submission that fails ends the job with a
-        reason instead of an error out of `status`. A cancel that came in meanwhile
-        stops what was just submitted."""
-        try:
-            self._launch(record)
-        except Exception as err:
-            self._move(record, JobState.FAILED,
-                       f"could not submit attempt {record.attempt} to {self.profile.address}: "
-                       f"{str(err).splitlines()[0] if str(err) else type(err).__name__}",
-                       failure_kind=FailureKind.CLUSTER)
-            return
-        now = self.store.get(record.id)
-        if now.cancel_requested or now.state.is_terminal():
-            self._stop(submission_id(record.id, record.attempt), wait=10.0)
+        self.lifecycle.launch_or_fail(
+            record, self._launch,
+            lambda r: self._stop(submission_id(r.id, r.attempt), wait=10.0),
+            f"could not submit attempt {record.attempt} to {self.profile.address}")
 
     # -- cancelling -----------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ import time
 from typing import Any
 
 from shipyard.core.home import Home, attempt_log_path, attempt_outcome_path, read_outcome
+from shipyard.core.lifecycle import should_retry
 from shipyard.core.procs import start_time, terminate_tree
 from shipyard.core.runner_cli import runner_command
 from shipyard.core.states import FailureKind, JobState
@@ -175,8 +176,8 @@ class Supervisor:
         reason = outcome.get("reason") or "failed"
         if outcome.get("detail"):
             self.store.note(self.job_id, outcome["detail"], record.attempt)
-        retryable = kind is not FailureKind.INPUT
-        if retryable and record.attempt < record.max_attempts and not self._cancel_wanted():
+        if should_retry(kind, attempt=record.attempt, max_attempts=record.max_attempts,
+                        cancel_requested=self._cancel_wanted()):
             self.store.transition(self.job_id, JobState.PENDING,
                                   f"attempt {record.attempt} failed: {reason}",
                                   failure_kind=kind, next_attempt=True)
