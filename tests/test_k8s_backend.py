@@ -4,8 +4,7 @@ kmock's Kubernetes emulator (tests/k8s_emulator.py), with run directories in a r
 kubelet through the same API (creating pods, patching status, writing events), as
 Kubernetes' own Job integration tests do, and run the runner pod's exact command here.
 
-The contract suite at the end runs the same specs on the local backend and on Kubernetes
-and expects the same states, exit codes and result shape.
+The contract suite that runs the same specs on every backend is tests/test_contract.py.
 """
 
 from __future__ import annotations
@@ -573,104 +572,6 @@ def test_a_change_between_a_read_and_the_watch_is_not_missed(cluster, tmp_path, 
     waiting.join(60)  # only stops a hung test
     assert not waiting.is_alive(), "the wait missed a change made before its watch began"
     assert backend.refresh(store.get(job.id)).state == "SUCCEEDED"
-
-
-# -- logs and results, and the contract shared with the local backend -----------------------------
-
-
-class LocalTransport:
-    name = "local"
-
-    def finish(self, job: shipyard.Job, tmp_path: Path) -> None:
-        job.wait(timeout=120)
-
-
-class KubernetesTransport:
-    """Plays the Job controller and kubelet for one attempt: a pod that runs the runner's
-    exact command, then the Job's status from its exit code."""
-
-    name = "kubernetes"
-
-    def __init__(self, cluster: Cluster):
-        self.cluster = cluster
-
-    def finish(self, job: shipyard.Job, tmp_path: Path) -> None:
-        name = resource_name(job.id)
-        pod = self.cluster.pod(_labels(job), phase="Running")
-        assert job.status().state == "RUNNING"
-        code = self.cluster.run_runner_pod("Job", name, pod, tmp_path / "pod")
-        self.cluster.pod_status(pod, phase="Succeeded" if code == 0 else "Failed",
-                                containerStatuses=_terminated(
-                                    "Completed" if code == 0 else "Error", code))
-        if code == 0:
-            status = {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
-        else:
-            status = _job_failed("PodFailurePolicy" if code == 2 else "BackoffLimitExceeded")
-        self.cluster.set_status("Job", name, status)
-        job.wait(timeout=60)
-
-
-@pytest.fixture(params=["local", "kubernetes"])
-def transport(request, home, tmp_path):
-    if request.param == "local":
-        return LocalTransport()
-    return KubernetesTransport(request.getfixturevalue("cluster"))
-
-
-def _run(transport, tmp_path, entrypoint, params=None):
-    path = _spec(tmp_path, entrypoint, params)
-    job = shipyard.submit(str(path), cluster=transport.name)
-    transport.finish(job, tmp_path)
-    return job
-
-
-@pytest.mark.cluster
-def test_contract_success_same_states_result_and_logs(transport, tmp_path):
-    job = _run(transport, tmp_path, "jobfuncs:echo", {"value": {"rows": 3}})
-    record = job.status()
-    assert record.state == "SUCCEEDED" and exit_code_for(record) == 0
-    assert [e.state for e in job.events() if e.state] == ["PENDING", "RUNNING", "SUCCEEDED"]
-    result = job.result()
-    assert set(result) >= {"outputs", "value", "job_id", "attempt"}
-    assert result["value"]["value"] == {"rows": 3}
-    assert (result["job_id"], result["attempt"]) == (job.id, 1)
-    status = json.loads(cli("status", job.id, "--json").stdout)
-    assert set(status) >= {"id", "name", "state", "reason", "attempt", "cluster", "created_at",
-                           "started_at", "finished_at", "progress"}
-    logs = cli("logs", job.id)
-    assert logs.returncode == 0 and "python workload" in logs.stdout
-    if transport.name == "kubernetes":
-        # the runner kept its own log with the results: it outlives the pod
-        import s3fs
-
-        settings = yaml.safe_load((Path(os.environ["SHIPYARD_HOME"]) / "clusters" /
-                                   "kubernetes.yaml").read_text())["storage"]
-        fs = s3fs.S3FileSystem(endpoint_url=settings["options"]["endpoint_url"])
-        stored = fs.cat(f"{settings['url']}/runs/{job.id}/logs/attempt-1.log").decode()
-        assert "python workload" in stored
-        assert (job.run_dir / "logs" / "attempt-1.log").read_text() == stored
-
-
-@pytest.mark.cluster
-def test_contract_failures_same_kinds_and_exit_codes(transport, tmp_path):
-    failed = _run(transport, tmp_path, "jobfuncs:boom", {"message": "kaputt"})
-    record = failed.status()
-    assert (record.state, exit_code_for(record)) == ("FAILED", 1)
-    assert "ValueError: kaputt" in record.reason
-    assert "kaputt" in cli("logs", failed.id).stdout
-    bad = _run(transport, tmp_path, "jobfuncs:bad_input")
-    record = bad.status()
-    assert (record.state, record.failure_kind, exit_code_for(record)) == ("FAILED", "input", 2)
-    assert "data/missing.csv: no such file" in record.reason
-
-
-@pytest.mark.cluster
-def test_contract_progress_reaches_status_json(transport, tmp_path):
-    job = _run(transport, tmp_path, "jobfuncs:progress_steps", {"steps": 2, "pause": 0.05})
-    status = json.loads(cli("status", job.id, "--json").stdout)
-    assert status["state"] == "SUCCEEDED"
-    progress = status["progress"]
-    assert (progress["phase"], progress["done"], progress["total"]) == ("stepping", 2, 2)
 
 
 def test_cluster_status_says_whether_the_api_answers(cluster, tmp_path, home):
