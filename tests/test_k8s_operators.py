@@ -128,8 +128,8 @@ def test_a_timed_out_ray_job_gives_its_cluster_back(cluster, tmp_path):
     cluster.set_status("RayJob", name, {"jobDeploymentStatus": "Running",
                                         "jobStatus": "RUNNING"})
     record = job.wait(timeout=60)
-    assert (record.state, record.failure_kind) == ("FAILED", "timeout"), record.reason
-    assert "spec.timeout" in record.reason
+    assert (record.state, record.failure_kind, record.reason) == ("FAILED", "timeout", "timeout")
+    assert "attempt 1 ran past 1s" in [e.message for e in job.events()]
     assert not cluster.exists("RayJob", name)
 
 

@@ -44,6 +44,7 @@ from typing import Any, Callable
 from shipyard import __version__
 from shipyard.cluster.base import Backend
 from shipyard.core.atomic import write_json_atomic, write_text_atomic
+from shipyard.core.lifecycle import TIMEOUT_REASON, run_time_left, timed_out
 from shipyard.cluster.k8s_render import (
     ANNOTATION_JOB_ID, KINDS, LABEL_ATTEMPT, LABEL_JOB, LABEL_ROLE, PER_ATTEMPT,
     redirect_local_outputs, render, resource_kind, resource_name, submission_warnings,
@@ -497,10 +498,11 @@ class KubernetesBackend(Backend):
         return moves[-1] if moves else record.created_at
 
     def _run_time_left(self, record: JobRecord) -> float:
-        """Seconds until a running attempt has run ``spec.timeout`` (inf without one)."""
-        if not record.timeout_s or record.state is not JobState.RUNNING:
+        """Seconds until a running attempt has run ``spec.timeout`` (inf without one),
+        counted from when it was seen RUNNING."""
+        if record.state is not JobState.RUNNING:
             return math.inf
-        return record.timeout_s - (time.time() - self._since_last_move(record))
+        return run_time_left(record, self._since_last_move(record), time.time())
 
     def _stop_timed_out(self, settings: KubernetesSettings, record: JobRecord,
                         kind: str) -> None:
@@ -508,9 +510,9 @@ class KubernetesBackend(Backend):
         also counts provisioning): its results and logs kept, its resource deleted (the
         Ray cluster with it), then failed or retried as a timed-out pod would be."""
         self._finished(settings, record, kind)
+        self.store.note(record.id, timed_out(record), record.attempt)
         self._attempt_failed(settings, record, kind, Observed(
-            JobState.FAILED, f"timeout: attempt {record.attempt} ran past spec.timeout "
-            f"({record.timeout_s:g}s)", FailureKind.TIMEOUT))
+            JobState.FAILED, TIMEOUT_REASON, FailureKind.TIMEOUT))
 
     def _start_time_left(self, settings: KubernetesSettings, record: JobRecord) -> float:
         """Seconds until a pending attempt has waited the profile's ``start_timeout``."""

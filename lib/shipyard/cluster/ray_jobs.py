@@ -35,6 +35,7 @@ from shipyard.cluster.ray_session import quiet_auth_notice
 from shipyard.core.atomic import write_json_atomic
 from shipyard.core.errors import ClusterError, UsageError
 from shipyard.core.home import read_outcome
+from shipyard.core.lifecycle import TIMEOUT_REASON, run_time_left, timed_out
 from shipyard.core.runner_cli import runner_command
 from shipyard.core.states import FailureKind, JobState
 from shipyard.core.store import JobRecord
@@ -300,9 +301,11 @@ class RayJobsBackend(ExistingCluster, Backend):
         elif status == JobStatus.FAILED:
             kind, reason = self._outcome(record, info)
             self._attempt_failed(record, kind, reason)
-        elif status == JobStatus.RUNNING and record.timeout_s and info.start_time:
-            if time.time() - info.start_time / 1000 > record.timeout_s:  # Ray keeps ms
-                self._attempt_failed(record, FailureKind.TIMEOUT, "timeout", stop=sid)
+        elif status == JobStatus.RUNNING and info.start_time:
+            # Ray keeps its start time in ms
+            if run_time_left(record, info.start_time / 1000, time.time()) < 0:
+                self.store.note(record.id, timed_out(record), record.attempt)
+                self._attempt_failed(record, FailureKind.TIMEOUT, TIMEOUT_REASON, stop=sid)
         return self.store.get(record.id)
 
     def _attempt_failed(self, record: JobRecord, kind: FailureKind, reason: str,

@@ -25,6 +25,7 @@ False
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -32,13 +33,28 @@ from shipyard.core.errors import InvalidTransitionError
 from shipyard.core.states import FailureKind, JobState
 from shipyard.core.store import JobRecord, JobStore
 
-__all__ = ["Lifecycle", "should_retry"]
+__all__ = ["Lifecycle", "should_retry", "run_time_left", "timed_out", "TIMEOUT_REASON"]
+
+#: The reason of an attempt that ran past ``spec.timeout`` (the event's note says more).
+TIMEOUT_REASON = "timeout"
 
 
 def should_retry(kind: FailureKind, *, attempt: int, max_attempts: int,
                  cancel_requested: bool) -> bool:
     """Whether a failed attempt gets another one."""
     return kind is not FailureKind.INPUT and attempt < max_attempts and not cancel_requested
+
+
+def run_time_left(record: JobRecord, started_at: float, now: float) -> float:
+    """Seconds until an attempt that started at ``started_at`` has run ``spec.timeout``
+    (inf without one). Every backend's clock for the timeout: from the attempt's start,
+    not its submission or its cluster's provisioning."""
+    return record.timeout_s - (now - started_at) if record.timeout_s else math.inf
+
+
+def timed_out(record: JobRecord) -> str:
+    """What the event of a timed-out attempt says."""
+    return f"attempt {record.attempt} ran past {record.timeout_s:g}s"
 
 
 class Lifecycle:

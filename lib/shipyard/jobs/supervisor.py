@@ -26,7 +26,7 @@ import time
 from typing import Any
 
 from shipyard.core.home import Home, attempt_log_path, attempt_outcome_path, read_outcome
-from shipyard.core.lifecycle import should_retry
+from shipyard.core.lifecycle import TIMEOUT_REASON, run_time_left, should_retry, timed_out
 from shipyard.core.procs import start_time, terminate_tree
 from shipyard.core.runner_cli import runner_command
 from shipyard.core.states import FailureKind, JobState
@@ -133,7 +133,7 @@ class Supervisor:
                 start_new_session=True,  # its own process group: killed as one
             )
         self.store.update(self.job_id, runner_pid=proc.pid, runner_started=start_time(proc.pid))
-        deadline = time.monotonic() + record.timeout_s if record.timeout_s else None
+        started = time.monotonic()
         next_store_check = 0.0
         while proc.poll() is None:
             now = time.monotonic()
@@ -144,8 +144,8 @@ class Supervisor:
                 next_store_check = now + 0.5
                 if self._cancel_wanted():
                     stop_reason = "cancelled"
-            if stop_reason is None and deadline is not None and now >= deadline:
-                stop_reason = "timeout"
+            if stop_reason is None and run_time_left(record, started, now) <= 0:
+                stop_reason = TIMEOUT_REASON
             if stop_reason:
                 log.info("ending attempt %d: %s", record.attempt, stop_reason)
                 terminate_tree(proc.pid, proc.pid, grace=self.KILL_GRACE)
@@ -153,8 +153,7 @@ class Supervisor:
                 if stop_reason == "cancelled":
                     return {"status": "cancelled"}
                 return {"status": "failed", "kind": FailureKind.TIMEOUT.value,
-                        "reason": "timeout",
-                        "detail": f"attempt {record.attempt} ran past {record.timeout_s:g}s"}
+                        "reason": TIMEOUT_REASON, "detail": timed_out(record)}
             self.cancel_signalled.wait(self.poll_interval)
         # the runner is gone; make sure nothing it started outlives it
         terminate_tree(None, proc.pid, grace=1.0)
