@@ -127,3 +127,13 @@ def resolve_cluster(cluster: str | None, home_clusters: Path) -> ClusterProfile:
         f"{', '.join(known)}){hint} An existing Dask scheduler can be given as tcp://host:port, "
         "a Ray cluster as http://host:8265."
     )
+
+
+def backend_of(record: Any, home: Any, store: Any):
+    """The backend a job (not a pipeline) was submitted to, as its record names it: the
+    profile's name, backend and address as they were then."""
+    from shipyard.cluster import get_backend
+
+    profile = ClusterProfile(name=record.cluster, backend=record.backend,
+                             address=record.cluster_address)
+    return get_backend(profile, home, store)

@@ -25,7 +25,7 @@ from typing import Any
 
 from shipyard.cluster import get_backend
 from shipyard.cluster.base import Backend
-from shipyard.cluster.profiles import ClusterProfile
+from shipyard.cluster.profiles import backend_of
 from shipyard.core.errors import JobFailedError, UsageError
 from shipyard.core.home import Home, RunDir
 from shipyard.core.states import FailureKind, JobState
@@ -45,9 +45,7 @@ def _backend_for(record: JobRecord, home: Home, store: JobStore) -> Backend:
         from shipyard.pipelines.backend import PipelineBackend
 
         return PipelineBackend(resolve_cluster(record.cluster, home.clusters), home, store)
-    profile = ClusterProfile(name=record.cluster, backend=record.backend,
-                             address=record.cluster_address)
-    return get_backend(profile, home, store)
+    return backend_of(record, home, store)
 
 
 def exit_code_for(record: JobRecord) -> int:

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from shipyard.cluster.profiles import backend_of
 from shipyard.core.atomic import write_json_atomic
 from shipyard.core.home import Home
 from shipyard.core.states import FailureKind, JobState
@@ -189,9 +190,7 @@ class PipelineDriver:
             job = self.store.get(stage.job_id)
             if job.cluster_address != lost or job.state is JobState.SUCCEEDED:
                 continue  # on another cluster, or done before the driver went
-            from shipyard.jobs.api import Job
-
-            Job(stage.job_id, home=self.home).cancel()
+            _cancel_job(self.home, self.store, stage.job_id)
             self._update(stage.name, state="PENDING", job_id=None, started_at=None,
                          note=f"stage {stage.name}: its Dask cluster was lost with the "
                               f"pipeline driver; running it again")
@@ -317,11 +316,10 @@ class PipelineDriver:
 
     def _follow(self, name: str, job_id: str) -> None:
         """Copy the stage job's log lines into the pipeline's log, prefixed."""
-        from shipyard.jobs.api import Job
-
         def copy() -> None:
             try:
-                for line in Job(job_id, home=self.home).logs(follow=True):
+                for line in backend_of(self.store.get(job_id), self.home,
+                                       self.store).logs(job_id, follow=True):
                     with self._print_lock:
                         print(_prefixed(name, line), flush=True)
             except Exception as err:  # the stage's own log stays complete
@@ -334,10 +332,10 @@ class PipelineDriver:
     # -- a stage's job ended ---------------------------------------------------------------
 
     def _settle(self, stage: StageRecord) -> None:
-        from shipyard.jobs.api import Job
-
-        job = Job(stage.job_id, home=self.home)
-        record = job.status()
+        record = self.store.get(stage.job_id)
+        backend = backend_of(record, self.home, self.store)
+        if not record.state.is_terminal():
+            record = backend.refresh(record)
         if not record.state.is_terminal():
             return
         follower = self._followers.pop(stage.name, None)
@@ -345,7 +343,7 @@ class PipelineDriver:
             follower.join(timeout=5)
         if record.state is JobState.SUCCEEDED:
             try:
-                outputs = list(job.result().get("outputs") or [])
+                outputs = list(_result(backend, record).get("outputs") or [])
             except Exception as err:
                 self._update(stage.name, state="FAILED", finished_at=time.time(),
                              reason=f"its result could not be read: {err}",
@@ -382,15 +380,27 @@ class PipelineDriver:
         self.store.transition(self.id, state, reason, failure_kind=kind)
 
 
+def _cancel_job(home: Home, store: JobStore, job_id: str) -> None:
+    """Cancel a stage's job through the backend it runs on (a stage is a plain job)."""
+    record = store.get(job_id)
+    backend_of(record, home, store).cancel(record, timeout=5.0)
+
+
+def _result(backend, record) -> dict[str, Any]:
+    """A succeeded stage job's ``result.json`` (copied from its cluster if need be)."""
+    path = backend.home.run_dir(record.id).result
+    if not path.is_file():
+        backend.fetch_results(record)
+    return json.loads(path.read_text())
+
+
 def stop_stages(home: Home, store: JobStore, pipeline_id: str, why: str) -> list[str]:
     """Cancel a pipeline's running stages' jobs and skip the ones not started; return
     what was done, a line per stage."""
-    from shipyard.jobs.api import Job
-
     done = []
     for stage in stage_store.stages(store, pipeline_id):
         if stage.state == "RUNNING":
-            Job(stage.job_id, home=home).cancel()
+            _cancel_job(home, store, stage.job_id)
             stage_store.update_stage(store, pipeline_id, stage.name, state="CANCELLED",
                                      reason=why, finished_at=time.time(),
                                      note=f"stage {stage.name}: cancelled ({why})")
