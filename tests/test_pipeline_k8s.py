@@ -59,7 +59,7 @@ def _succeed(cluster: Cluster, stage_job: shipyard.Job, value: str) -> int:
     """Play the stage's runner pod, the kubelet and the Job controller: the run directory
     the runner keeps in S3 (result, outcome, log), a runner pod that ran, then the Job
     Complete. Returns how many API requests had been made before the Job was Complete."""
-    from shipyard.jobs.run_sync import RunStorage
+    from shipyard.core.run_storage import RunStorage
 
     job_id, name = stage_job.id, resource_name(stage_job.id)
     pod = cluster.pod(_labels(stage_job), phase="Running")

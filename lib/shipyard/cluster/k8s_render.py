@@ -229,7 +229,7 @@ def _pod_spec(settings: KubernetesSettings, containers: list[dict[str, Any]], *,
 def runner_args(job_id: str, attempt: int | str, **options: str) -> list[str]:
     """The runner's arguments in a job pod (after ``python -m shipyard.jobs.runner``):
     the spec from the ConfigMap, the run directory synced to the profile's object store
-    (see :mod:`shipyard.jobs.run_sync`), and ``options`` (``dask_address=...``)."""
+    (see :mod:`shipyard.core.run_storage`), and ``options`` (``dask_address=...``)."""
     command = runner_command("python", run_dir=RUN_DIR, job_id=job_id, attempt=attempt,
                              spec_file=f"{SPEC_DIR}/spec.yaml",
                              sync=f"{SPEC_DIR}/storage.json", **options)
@@ -482,7 +482,7 @@ def redirect_local_outputs(spec: JobSpec, settings: KubernetesSettings,
     for each. A DaskJob's outputs are written by its worker pods (``to_parquet`` runs
     there): a local path would land on their disks, out of the runner's reach and gone
     with the pods. The runner keeps a local output of the other kinds under the same
-    ``outputs/`` (:mod:`shipyard.jobs.run_sync`), so results are found in one place.
+    ``outputs/`` (:mod:`shipyard.core.run_storage`), so results are found in one place.
 
     Examples
     --------
@@ -501,7 +501,7 @@ def redirect_local_outputs(spec: JobSpec, settings: KubernetesSettings,
     for where, block, output in list(_local_paths(document)):
         if not output:
             continue
-        # where the runner puts a local output of the other kinds (run_sync's
+        # where the runner puts a local output of the other kinds (run_storage's
         # upload_outputs): the path as written, without a leading / or ..
         parts = [p for p in PurePosixPath(block["path"]).parts if p not in ("/", ".", "..")]
         target = f"{settings.storage.run_url(job_id)}/outputs/{'/'.join(parts)}"

@@ -21,7 +21,7 @@ profile, ``$KUBECONFIG``, ``~/.kube/config``, else the pod's in-cluster account)
   pod that cannot start (image pull, scheduling) puts its reason on the PENDING job, and
   after the profile's ``start_timeout`` fails it, rather than leaving it pending forever.
 - **Results**: the runner in the pod keeps its run directory in the profile's object
-  store (:mod:`shipyard.jobs.run_sync`); when the job ends it is copied into the local
+  store (:mod:`shipyard.core.run_storage`); when the job ends it is copied into the local
   run directory, with the runner pods' logs, so ``result`` and ``logs`` work after
   Kubernetes has cleaned up.
 - **Cancel** deletes the resource and its ConfigMap with foreground propagation.
@@ -564,7 +564,7 @@ class KubernetesBackend(Backend):
     # -- results --------------------------------------------------------------------------------
 
     def _storage(self, settings: KubernetesSettings, record: JobRecord):
-        from shipyard.jobs.run_sync import RunStorage
+        from shipyard.core.run_storage import RunStorage
 
         return RunStorage(settings.storage.run_url(record.id), settings.storage.options)
 

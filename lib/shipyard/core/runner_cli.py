@@ -48,7 +48,7 @@ RUNNER_OPTIONS: dict[str, dict[str, Any]] = {
                   "help": "copy this spec (a mounted ConfigMap) into the run directory"},
     "sync": {"default": None, "type": Path, "metavar": "STORAGE_JSON",
              "help": "keep the run directory's results in the object store this file "
-                     "names (see shipyard.jobs.run_sync)"},
+                     "names (see shipyard.core.run_storage)"},
     "store": {"default": None, "help": "job store database for progress"},
     "watch_parent": {"type": int, "default": None,
                      "help": "end the attempt if this parent process goes away"},

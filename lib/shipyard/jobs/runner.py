@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copyfile(args.spec_file, RunDir(args.run_dir).spec)
     storage = None
     if args.sync:
-        from shipyard.jobs.run_sync import RunStorage
+        from shipyard.core.run_storage import RunStorage
 
         storage = RunStorage.from_file(args.sync)
     if args.attempt == "auto":

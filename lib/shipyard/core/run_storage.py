@@ -23,7 +23,7 @@ from shipyard.core.home import RunDir
 
 __all__ = ["RunStorage", "SYNCED"]
 
-log = logging.getLogger("shipyard.run_sync")
+log = logging.getLogger("shipyard.run_storage")
 
 #: What is copied between a pod's run directory and the object store (files or folders).
 SYNCED = (RunDir.RESULT, RunDir.PROGRESS, RunDir.LOGS, "artifacts", "report", "outputs")
