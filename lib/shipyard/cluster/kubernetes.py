@@ -390,8 +390,8 @@ class KubernetesBackend(Backend):
             if running is None:
                 return self.store.get(record.id)
             moved = self.lifecycle.move(running, JobState.PENDING,
-                               f"attempt {running.attempt} failed in Kubernetes",
-                               next_attempt=True, failure_kind=FailureKind.ERROR)
+                                        f"attempt {running.attempt} failed in Kubernetes",
+                                        next_attempt=True, failure_kind=FailureKind.ERROR)
             if moved is None:
                 return self.store.get(record.id)
             record = moved
@@ -440,7 +440,8 @@ class KubernetesBackend(Backend):
         if self._start_time_left(settings, record) < 0:
             reason = (f"{seen.reason} (nothing started within {settings.start_timeout}s, "
                       "the profile's start_timeout)")
-            if self.lifecycle.move(record, JobState.FAILED, reason, failure_kind=FailureKind.CLUSTER):
+            if self.lifecycle.move(record, JobState.FAILED, reason,
+                                   failure_kind=FailureKind.CLUSTER):
                 self._delete(settings, record)
 
     def _attempt_failed(self, settings: KubernetesSettings, record: JobRecord, kind: str,
@@ -479,7 +480,7 @@ class KubernetesBackend(Backend):
                 self.lifecycle.move(running, JobState.SUCCEEDED, "completed")
             else:
                 self.lifecycle.move(running, JobState.FAILED, outcome.get("reason") or "failed",
-                           failure_kind=FailureKind(outcome.get("kind", "error")))
+                                    failure_kind=FailureKind(outcome.get("kind", "error")))
             return
         if record.state is JobState.PENDING:
             # not created yet: the submitter (or the reader that retried) is creating it,
@@ -487,10 +488,10 @@ class KubernetesBackend(Backend):
             if time.time() - self._since_last_move(record) > 60:
                 self._launch_or_fail(settings, record)
             return
-        self.lifecycle.move(record, JobState.FAILED,
-                   f"its {kind} {self._name(record, kind)} no longer exists and left no results "
-                   f"in {settings.storage.run_url(record.id)} (deleted outside shipyard?)",
-                   failure_kind=FailureKind.LOST)
+        self.lifecycle.lost(record, f"its {kind} {self._name(record, kind)} no longer exists "
+                                    f"and left no results in "
+                                    f"{settings.storage.run_url(record.id)} (deleted outside "
+                                    "shipyard?)")
 
     def _since_last_move(self, record: JobRecord) -> float:
         """When the job last changed state (its current attempt began waiting)."""

@@ -32,7 +32,7 @@ from typing import Any
 from shipyard.cluster.base import Backend
 from shipyard.core.errors import ClusterError, UsageError
 from shipyard.core.procs import is_alive, start_time, terminate_tree
-from shipyard.core.states import FailureKind, JobState
+from shipyard.core.states import JobState
 from shipyard.core.store import JobRecord
 
 __all__ = ["LocalBackend"]
@@ -134,8 +134,7 @@ class LocalBackend(Backend):
         if record.state.is_terminal():
             return record
         self._end_attempt(record)
-        return self.store.transition(record.id, JobState.FAILED, "supervisor lost",
-                                     failure_kind=FailureKind.LOST) or self.store.get(record.id)
+        return self.lifecycle.lost(record, "supervisor lost")
 
     def _end_attempt(self, record: JobRecord) -> None:
         if record.runner_pid and is_alive(record.runner_pid, record.runner_started):

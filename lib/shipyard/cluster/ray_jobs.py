@@ -284,9 +284,8 @@ class RayJobsBackend(ExistingCluster, Backend):
                 if quiet > self.SUBMIT_RETRY_SECONDS + 10:
                     self._launch_or_fail(record)
             else:
-                self.lifecycle.move(record, JobState.FAILED,
-                           f"Ray job {sid} is not known to {self.profile.address} "
-                           "(the cluster was restarted?)", failure_kind=FailureKind.LOST)
+                self.lifecycle.lost(record, f"Ray job {sid} is not known to "
+                                    f"{self.profile.address} (the cluster was restarted?)")
             return self.store.get(record.id)
         self._copy_progress(record)
         status = info.status

@@ -12,7 +12,9 @@ way the same rules apply, here:
 - an attempt seen finished before anyone saw it run is moved to RUNNING first, so the
   events read PENDING, RUNNING, then the end;
 - a launch made from a read that fails ends the job with the reason, and one that a
-  cancel overtook is taken back.
+  cancel overtook is taken back;
+- a job whose supervisor, driver or cluster-side job is gone without saying how it
+  ended is FAILED as ``lost``.
 
 Examples
 --------
@@ -117,6 +119,13 @@ class Lifecycle:
         now = self.store.get(record.id)
         if now.cancel_requested or now.state.is_terminal():
             take_back(record)
+
+    def lost(self, record: JobRecord, reason: str) -> JobRecord:
+        """The job FAILED as lost: what ran it is gone (its supervisor or pipeline driver,
+        its Ray job, its Kubernetes resource) and left no account of how it ended.
+        Returns the job's record as it is now."""
+        return (self.move(record, JobState.FAILED, reason, failure_kind=FailureKind.LOST)
+                or self.store.get(record.id))
 
     def copy_progress(self, record: JobRecord, progress: dict[str, Any] | None) -> None:
         """Keep the progress the attempt reported (read from wherever it writes it)."""

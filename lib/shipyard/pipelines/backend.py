@@ -21,7 +21,7 @@ from shipyard.core.atomic import write_json_atomic, write_text_atomic
 from shipyard.core.errors import UsageError
 from shipyard.core.ids import new_job_id
 from shipyard.core.procs import is_alive, start_time
-from shipyard.core.states import FailureKind, JobState
+from shipyard.core.states import JobState
 from shipyard.core.store import JobRecord
 from shipyard.pipelines import store as stage_store
 from shipyard.pipelines.driver import OPTIONS_FILE, stop_stages
@@ -209,8 +209,7 @@ class PipelineBackend(Backend):
             self._launch(record)
             return self.store.get(record.id)
         stop_stages(self.home, self.store, record.id, _DRIVER_LOST)
-        return self.store.transition(record.id, JobState.FAILED, _DRIVER_LOST,
-                                     failure_kind=FailureKind.LOST) or self.store.get(record.id)
+        return self.lifecycle.lost(record, _DRIVER_LOST)
 
     def _cancel(self, record: JobRecord, timeout: float) -> None:
         from shipyard.cluster.local import ask_supervisor_to_cancel
