@@ -123,28 +123,16 @@ def _expand(text: str, env: dict[str, str]) -> str:
     return "".join(out)
 
 
-# -- dask-kubernetes ----------------------------------------------------------------------
+# -- what both controllers do through the API ----------------------------------------------
 
 
-@dataclass
-class DaskJobPods:
-    """The pods the operator created for one DaskJob, by name."""
+class _Controller:
+    """A controller's hands on the API: its custom resource (``GROUP``/``VERSION``/
+    ``PLURAL``), that resource's status, and the pods it creates."""
 
-    runner: str
-    scheduler: str
-    workers: list[str]
-
-
-class DaskOperator:
-    """The dask-kubernetes 2026.3.0 controller for DaskJobs, driven step by step.
-
-    Parameters
-    ----------
-    core, custom : kubernetes client APIs (CoreV1Api, CustomObjectsApi)
-    namespace : str
-    """
-
-    GROUP, VERSION, PLURAL = "kubernetes.dask.org", "v1", "daskjobs"
+    GROUP: str
+    VERSION: str
+    PLURAL: str
 
     def __init__(self, core, custom, namespace: str):
         self.core, self.custom, self.namespace = core, custom, namespace
@@ -157,12 +145,37 @@ class DaskOperator:
         self.custom.patch_namespaced_custom_object_status(
             self.GROUP, self.VERSION, self.namespace, self.PLURAL, name, {"status": status})
 
-    def _create_pod(self, pod: dict, name: str | None = None) -> str:
-        body = {**pod, "apiVersion": "v1", "kind": "Pod",
-                "metadata": {**pod["metadata"], "name": name or pod["metadata"]["name"]},
-                "status": {"phase": "Pending"}}
-        self.core.create_namespaced_pod(self.namespace, body)
-        return body["metadata"]["name"]
+    def _pod(self, name: str, template: dict, phase: str = "Pending") -> str:
+        """Create pod ``name`` from a pod template (its metadata and spec)."""
+        self.core.create_namespaced_pod(self.namespace, {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {**(template.get("metadata") or {}), "name": name},
+            "spec": template["spec"], "status": {"phase": phase}})
+        return name
+
+
+# -- dask-kubernetes ----------------------------------------------------------------------
+
+
+@dataclass
+class DaskJobPods:
+    """The pods the operator created for one DaskJob, by name."""
+
+    runner: str
+    scheduler: str
+    workers: list[str]
+
+
+class DaskOperator(_Controller):
+    """The dask-kubernetes 2026.3.0 controller for DaskJobs, driven step by step.
+
+    Parameters
+    ----------
+    core, custom : kubernetes client APIs (CoreV1Api, CustomObjectsApi)
+    namespace : str
+    """
+
+    GROUP, VERSION, PLURAL = "kubernetes.dask.org", "v1", "daskjobs"
 
     def create_components(self, name: str) -> DaskJobPods:
         """What the operator does for a new DaskJob, in its order."""
@@ -183,9 +196,10 @@ class DaskOperator:
         # is created right after the DaskCluster object, before any pod of the cluster
         runner_labels = dict(meta.get("labels") or {})
         runner_labels.update((spec["job"].get("metadata") or {}).get("labels") or {})
-        runner = self._create_pod(dask_controller.build_job_pod_spec(
+        runner_pod = dask_controller.build_job_pod_spec(
             job_name=name, cluster_name=name, namespace=self.namespace,
-            spec=spec["job"]["spec"], annotations=annotations, labels=runner_labels))
+            spec=spec["job"]["spec"], annotations=annotations, labels=runner_labels)
+        runner = self._pod(runner_pod["metadata"]["name"], runner_pod)
         self._status(name, {"jobStatus": "ClusterCreated", "clusterName": name,
                             "jobRunnerPodName": runner})
         # daskcluster_create (316-337) sets the cluster's phase Created, on which
@@ -198,8 +212,8 @@ class DaskOperator:
         labels.update((scheduler_spec.get("metadata") or {}).get("labels") or {})
         deployment = dask_controller.build_scheduler_deployment_spec(
             name, scheduler_spec.get("spec"), annotations, labels)
-        scheduler = self._create_pod(deployment["spec"]["template"],
-                                     f"{deployment['metadata']['name']}-{_pod_suffix()}")
+        scheduler = self._pod(f"{deployment['metadata']['name']}-{_pod_suffix()}",
+                              deployment["spec"]["template"])
         worker_spec = cluster["spec"]["worker"]
         labels = dict(cluster_meta["labels"])
         labels.update((worker_spec.get("metadata") or {}).get("labels") or {})
@@ -214,9 +228,8 @@ class DaskOperator:
             deployment = dask_controller.build_worker_deployment_spec(
                 group["metadata"]["name"], self.namespace, name, uuid.uuid4().hex[:10],
                 worker_spec["spec"], annotations, group_labels)
-            workers.append(self._create_pod(
-                deployment["spec"]["template"],
-                f"{deployment['metadata']['name']}-{_pod_suffix()}"))
+            workers.append(self._pod(f"{deployment['metadata']['name']}-{_pod_suffix()}",
+                                     deployment["spec"]["template"]))
         return DaskJobPods(runner, scheduler, workers)
 
     def pod(self, name: str) -> dict:
@@ -319,7 +332,7 @@ class RayJobRun:
     exits: list[int] = field(default_factory=list)
 
 
-class KubeRayOperator:
+class KubeRayOperator(_Controller):
     """The KubeRay v1.7.0 RayJob controller in K8sJobMode, driven step by step.
 
     Parameters
@@ -344,25 +357,10 @@ class KubeRayOperator:
 
     def __init__(self, core, custom, namespace: str, kubelet: Kubelet, dashboard: str,
                  head_environ: dict[str, str], logs: dict[tuple[str, str], str]):
-        self.core, self.custom, self.namespace = core, custom, namespace
+        super().__init__(core, custom, namespace)
         self.kubelet, self.dashboard, self.head_environ = kubelet, dashboard, head_environ
         self.logs = logs
         self.runs: dict[str, RayJobRun] = {}
-
-    def _job(self, name: str) -> dict:
-        return self.custom.get_namespaced_custom_object(self.GROUP, self.VERSION,
-                                                        self.namespace, self.PLURAL, name)
-
-    def _status(self, name: str, status: dict) -> None:
-        self.custom.patch_namespaced_custom_object_status(
-            self.GROUP, self.VERSION, self.namespace, self.PLURAL, name, {"status": status})
-
-    def _pod(self, name: str, template: dict, phase: str = "Pending") -> str:
-        self.core.create_namespaced_pod(self.namespace, {
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {**(template.get("metadata") or {}), "name": name},
-            "spec": template["spec"], "status": {"phase": phase}})
-        return name
 
     def provision(self, name: str) -> RayJobRun:
         """A new RayJob: its job id and start time (rayjob_controller.go:883-916, the

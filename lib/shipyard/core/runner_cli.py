@@ -25,7 +25,8 @@ __all__ = ["RUNNER_MODULE", "RUNNER_OPTIONS", "runner_command", "runner_parser"]
 
 RUNNER_MODULE = "shipyard.jobs.runner"
 
-#: option -> (argparse keywords, help). Keys are the keyword names of runner_command.
+#: option -> its argparse keywords (help included); the keys are the keyword names
+#: of runner_command.
 RUNNER_OPTIONS: dict[str, dict[str, Any]] = {
     "run_dir": {"required": True, "type": Path},
     "job_id": {"required": True},
