@@ -69,7 +69,7 @@ def _runs_jobs(address: str):
     else None."""
     from ray.job_submission import JobStatus, JobSubmissionClient
 
-    from shipyard.cluster.ray_jobs import _use_ray_auth_token
+    from shipyard.backends.ray_jobs import _use_ray_auth_token
 
     _use_ray_auth_token()
     try:

@@ -476,9 +476,9 @@ def test_a_trial_run_of_digits_cnn_says_its_loop_trains_on_all_the_images(tmp_pa
     the job's log says so rather than leaving a user to think it trained on a share.
     (Its workers here are more than its Ray instance has CPUs, so it stops before
     starting Ray.)"""
-    from shipyard.cluster.dask_session import DaskSession
-    from shipyard.cluster.ray_session import RaySession
-    from shipyard.context import JobContext
+    from shipyard.runtime.dask_session import DaskSession
+    from shipyard.runtime.ray_session import RaySession
+    from shipyard.runtime.context import JobContext
     from shipyard.core.errors import ResourcesError
     from shipyard.spec import load
     from shipyard.train.job import run as run_torch

@@ -16,7 +16,7 @@ import yaml
 import shipyard
 from helpers import job_doc, shipyard as cli
 from ray_head import ray_head  # noqa: F401 (a fixture)
-from shipyard.cluster.k8s_render import resource_name
+from shipyard.backends.kubernetes.render import resource_name
 from shipyard.jobs.api import exit_code_for
 from test_k8s_backend import (Cluster, _job_failed, _labels, _terminated, bucket,  # noqa: F401
                               cluster, emulator)

@@ -23,7 +23,7 @@ import yaml
 import shipyard
 from helpers import FIXTURES, ROOT, job_doc, shipyard as cli, wait_until
 from k8s_emulator import Emulator
-from shipyard.cluster.k8s_render import resource_name
+from shipyard.backends.kubernetes.render import resource_name
 from shipyard.jobs.api import exit_code_for
 
 NS = "shipyard"
@@ -276,8 +276,8 @@ def test_catalog_job_through_the_cli(cluster, monkeypatch):
 
 
 def test_submitting_the_same_attempt_again_creates_nothing_new(cluster, tmp_path, home):
-    from shipyard.cluster import get_backend
-    from shipyard.cluster.profiles import resolve_cluster
+    from shipyard.backends import get_backend
+    from shipyard.backends.profiles import resolve_cluster
     from shipyard.core.home import Home
     from shipyard.core.store import JobStore
 
@@ -482,10 +482,11 @@ def test_cancel_deletes_everything_with_foreground_propagation(cluster, tmp_path
 
 
 def test_overloaded_api_is_retried_and_forbidden_is_explained(cluster, tmp_path, monkeypatch):
-    from shipyard.cluster.kubernetes import KubernetesBackend
+    from shipyard.backends.kubernetes.client import KubernetesClient
+    from shipyard.backends.kubernetes.backend import KubernetesBackend
     from shipyard.core.errors import ClusterError
 
-    monkeypatch.setattr(KubernetesBackend, "RETRY_DELAY", 0.01)
+    monkeypatch.setattr(KubernetesClient, "RETRY_DELAY", 0.01)
     path = _spec(tmp_path, "jobfuncs:echo")
     cluster.emulator.fault("POST", "/jobs", 429, times=2, **{"Retry-After": "0"})
     cluster.emulator.fault("GET", "/jobs/", 500, times=1)
@@ -507,7 +508,7 @@ def test_overloaded_api_is_retried_and_forbidden_is_explained(cluster, tmp_path,
     cluster.emulator.faults.clear()
     failing = cluster.emulator.fault("GET", "/jobs/", 500, times=99)
     assert job.status().state == "PENDING"
-    assert failing.times == 99 - KubernetesBackend.REQUEST_ATTEMPTS
+    assert failing.times == 99 - KubernetesClient.REQUEST_ATTEMPTS
     monkeypatch.setattr(KubernetesBackend, "UNREACHABLE_LIMIT", 0.0)
     with pytest.raises(ClusterError, match="500"):
         job.status()
@@ -550,9 +551,9 @@ def test_a_change_between_a_read_and_the_watch_is_not_missed(cluster, tmp_path, 
     """The watch starts from the version the backend last read: a Job that completed in
     between ends the wait at once, not when the watch runs out (an hour here; it was up
     to WATCH_SECONDS late, and a wait under load missed its bound that way)."""
-    from shipyard.cluster import get_backend
-    from shipyard.cluster.kubernetes import KubernetesBackend
-    from shipyard.cluster.profiles import resolve_cluster
+    from shipyard.backends import get_backend
+    from shipyard.backends.kubernetes.backend import KubernetesBackend
+    from shipyard.backends.profiles import resolve_cluster
     from shipyard.core.home import Home
     from shipyard.core.store import JobStore
 

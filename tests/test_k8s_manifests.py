@@ -18,8 +18,8 @@ import yaml
 
 from helpers import ROOT, shipyard
 from pod_security import pod_specs, violations
-from shipyard.cluster.k8s_render import redirect_local_outputs, render, resource_name
-from shipyard.cluster.k8s_settings import kubernetes_settings
+from shipyard.backends.kubernetes.render import redirect_local_outputs, render, resource_name
+from shipyard.backends.kubernetes.settings import kubernetes_settings
 from shipyard.spec import load
 
 K8S_VERSION = "1.33"
@@ -165,7 +165,7 @@ def test_python_job_maps_retries_timeout_resources_and_ttl():
     # 2 workers x 1 thread x 2GiB: the LocalCluster the runner starts in the pod
     assert runner["resources"]["requests"] == {"cpu": "2", "memory": "4Gi"}
     assert runner["resources"]["limits"] == {"memory": "4Gi"}
-    assert runner["command"] == ["python", "-m", "shipyard.jobs.runner"]
+    assert runner["command"] == ["python", "-m", "shipyard.runtime.runner"]
     assert runner["args"][runner["args"].index("--attempt") + 1] == "auto"
     rule = job["spec"]["podFailurePolicy"]["rules"][0]
     assert rule["action"] == "FailJob" and rule["onExitCodes"]["values"] == [2]
@@ -249,11 +249,11 @@ def test_ray_job_sizes_the_workers_from_torch_scaling():
     jsonschema.validate({"apiVersion": "ray.io/v1", "kind": "RayCluster",
                          "metadata": {"name": "c"}, "spec": rayjob["spec"]["rayClusterSpec"]},
                         _crd_schema(clusters))
-    assert "shipyard.jobs.runner" in rayjob["spec"]["entrypoint"]
+    assert "shipyard.runtime.runner" in rayjob["spec"]["entrypoint"]
 
 
 def test_jobs_that_ask_for_gpus_run_the_gpu_image_and_are_warned_about_without_one():
-    from shipyard.cluster.k8s_render import submission_warnings
+    from shipyard.backends.kubernetes.render import submission_warnings
 
     overrides = ["spec.torch.scaling.use_gpu=true"]
     spec = load(ROOT / "jobs" / "digits-cnn.yaml", overrides)

@@ -24,7 +24,7 @@ import shipyard
 from helpers import FIXTURES, ROOT, wait_until
 from k8s_operators import DaskOperator, KubeRayOperator, Kubelet
 from ray_head import ray_head  # noqa: F401 (a fixture)
-from shipyard.cluster.k8s_render import resource_name
+from shipyard.backends.kubernetes.render import resource_name
 from shipyard.jobs.api import exit_code_for
 from test_k8s_backend import (AWS, NS, Cluster, _dataframe_spec, bucket, cluster,  # noqa: F401
                               emulator)
@@ -89,7 +89,7 @@ def test_a_torch_job_trains_through_kuberays_submitter(bucket, ray_head, cluster
     # the submitter pod submitted the runner and followed it, once
     assert run.exits == [0], [cluster.emulator.logs[(NS, p)] for p in run.submitters]
     entrypoint = (tmp_path / "kuberay" / "ray-jobs" / run.job_id / "entrypoint").read_text()
-    assert " -m shipyard.jobs.runner " in entrypoint
+    assert " -m shipyard.runtime.runner " in entrypoint
     record = job.wait(timeout=120)
     assert record.state == "SUCCEEDED", record.reason
     result = job.result()

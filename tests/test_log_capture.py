@@ -10,7 +10,7 @@ import textwrap
 def test_output_of_the_process_and_its_children_is_kept_and_still_printed(tmp_path):
     script = textwrap.dedent(f"""
         import logging, subprocess, sys
-        from shipyard.jobs.log_capture import tee_output
+        from shipyard.runtime.log_capture import tee_output
 
         print("before")
         with tee_output({str(tmp_path / "logs" / "attempt-1.log")!r}):

@@ -21,7 +21,7 @@ import yaml
 import shipyard
 import test_k8s_backend
 from helpers import pipeline_doc, python_stage, wait_until
-from shipyard.cluster.k8s_render import resource_name
+from shipyard.backends.kubernetes.render import resource_name
 from test_k8s_backend import CONTROLLER_AGENT, NS, Cluster, _labels, _terminated
 
 # the same emulator, S3 bucket and `kubernetes` profile as the backend's own tests

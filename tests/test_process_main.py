@@ -6,7 +6,7 @@ import logging
 
 from shipyard.core.home import Home
 from shipyard.core.ids import new_job_id
-from shipyard.jobs.process_main import job_process_main
+from shipyard.runtime.process_main import job_process_main
 from shipyard.core.states import FailureKind, JobState
 from shipyard.core.store import JobStore
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shipyard.cluster import get_backend
-from shipyard.cluster.profiles import ClusterProfile
-from shipyard.cluster.ray_jobs import submission_id
+from shipyard.backends import get_backend
+from shipyard.backends.profiles import ClusterProfile
+from shipyard.backends.ray_jobs import submission_id
 from shipyard.core.home import Home
 from shipyard.core.store import JobStore
 from helpers import (ROOT, pipeline_doc, python_stage, shipyard as cli, shipyard_json,

@@ -140,7 +140,7 @@ def test_an_sklearn_jobs_report(workdir, scheduler):
 def test_a_torch_report_page_renders(tmp_path):
     """The torch page from a real torch figure set on a recorded history (the digits
     job itself runs in test_train_jobs.py, which checks its report)."""
-    from shipyard.jobs.reporting import write_job_report
+    from shipyard.runtime.reporting import write_job_report
     from shipyard.report.figures import FigureSet
     from shipyard.report.torch_figures import draw_torch_figures
 
@@ -205,7 +205,7 @@ def test_progress_reaches_status_json(home, write_spec, scheduler):
 
 
 def test_eta_is_estimated_from_the_phases_rate(tmp_path):
-    from shipyard.context import JobContext
+    from shipyard.runtime.context import JobContext
     from shipyard.spec import load
 
     spec = load(job_doc("jobfuncs:echo"), check_references=False)

@@ -30,9 +30,9 @@ from click.testing import CliRunner
 
 import shipyard
 from shipyard.cli import cli as shipyard_cli
-from shipyard.cluster.k8s_settings import kubernetes_settings
-from shipyard.cluster.local_settings import local_settings
-from shipyard.cluster.profiles import resolve_cluster
+from shipyard.backends.kubernetes.settings import kubernetes_settings
+from shipyard.backends.local_settings import local_settings
+from shipyard.backends.profiles import resolve_cluster
 from shipyard.spec.pipeline import PipelineSpec
 from shipyard.spec import WORKLOADS, JobSpec, load
 from shipyard.yamlio import load_yaml
@@ -505,11 +505,11 @@ def test_cluster_up_says_when_the_cluster_process_was_killed(home):
 
 
 def _daemons(home: Path) -> list[psutil.Process]:
-    """The `cluster up` processes (python -m shipyard.cluster.local_daemon) of this home."""
+    """The `cluster up` processes (python -m shipyard.backends.local_daemon) of this home."""
     found = []
     for process in psutil.process_iter(["cmdline"]):
         cmdline = " ".join(process.info["cmdline"] or ())
-        if "shipyard.cluster.local_daemon" in cmdline and str(home) in cmdline:
+        if "shipyard.backends.local_daemon" in cmdline and str(home) in cmdline:
             found.append(process)
     return found
 

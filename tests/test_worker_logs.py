@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from helpers import wait_until
-from shipyard.cluster import ray_logs, worker_logs
-from shipyard.cluster.dask_session import DaskSession
+from shipyard.runtime import ray_logs, worker_logs
+from shipyard.runtime.dask_session import DaskSession
 from shipyard.spec import Resources
 
 STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"

@@ -32,7 +32,7 @@ _EXPORTS = {
     "Job": "shipyard.jobs.api",
     "JobState": "shipyard.core.states",
     "JobRecord": "shipyard.core.store",
-    "JobContext": "shipyard.context",
+    "JobContext": "shipyard.runtime.context",
     "result_schema": "shipyard.jobs.result_schema",
     "ShipyardError": "shipyard.core.errors",
     "SpecError": "shipyard.core.errors",
@@ -44,7 +44,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from shipyard.context import JobContext
+    from shipyard.runtime.context import JobContext
     from shipyard.core.errors import (ClusterError, InputDataError, JobFailedError,
                                  ShipyardError, SpecError)
     from shipyard.jobs.api import Job, get_job, list_jobs, render, resume, run, submit

@@ -348,8 +348,8 @@ def cluster() -> None:
 
 
 def _backend(name: str | None):
-    from shipyard.cluster import get_backend
-    from shipyard.cluster.profiles import resolve_cluster
+    from shipyard.backends import get_backend
+    from shipyard.backends.profiles import resolve_cluster
     from shipyard.core.home import Home
     from shipyard.core.store import JobStore
 

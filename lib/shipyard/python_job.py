@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from shipyard.entrypoints import resolve_callable
 
 if TYPE_CHECKING:
-    from shipyard.context import JobContext
+    from shipyard.runtime.context import JobContext
     from shipyard.spec import PythonWorkload
 
 __all__ = ["run", "to_jsonable"]

@@ -54,8 +54,8 @@ def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's access log
 
     import shipyard
-    from shipyard.cluster.k8s_render import render, resource_name
-    from shipyard.cluster.k8s_settings import kubernetes_settings
+    from shipyard.backends.kubernetes.render import render, resource_name
+    from shipyard.backends.kubernetes.settings import kubernetes_settings
     from shipyard.spec import load
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-k8s-"))

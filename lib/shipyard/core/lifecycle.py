@@ -28,14 +28,19 @@ False
 from __future__ import annotations
 
 import math
+import os
+import signal
+import time
 from collections.abc import Callable
 from typing import Any
 
 from shipyard.core.errors import InvalidTransitionError
+from shipyard.core.procs import is_alive
 from shipyard.core.states import FailureKind, JobState
 from shipyard.core.store import JobRecord, JobStore
 
-__all__ = ["Lifecycle", "should_retry", "run_time_left", "timed_out", "TIMEOUT_REASON"]
+__all__ = ["Lifecycle", "should_retry", "run_time_left", "timed_out", "TIMEOUT_REASON",
+           "ask_supervisor_to_cancel"]
 
 #: The reason of an attempt that ran past ``spec.timeout`` (the event's note says more).
 TIMEOUT_REASON = "timeout"
@@ -131,3 +136,24 @@ class Lifecycle:
         """Keep the progress the attempt reported (read from wherever it writes it)."""
         if progress is not None and progress != record.progress:
             self.store.set_progress(record.id, progress)
+
+
+def ask_supervisor_to_cancel(store: JobStore, record: JobRecord, wait: float) -> bool:
+    """Flag the job for cancellation and SIGTERM its supervisor (or pipeline driver);
+    return whether the job ended within ``wait`` seconds. False also when the supervisor
+    is gone: the caller then stops what it left running."""
+    store.request_cancel(record.id)
+    alive = is_alive(record.supervisor_pid, record.supervisor_started)
+    if alive:
+        try:
+            os.kill(record.supervisor_pid, signal.SIGTERM)
+        except ProcessLookupError:
+            alive = False
+    deadline = time.monotonic() + wait
+    while alive and time.monotonic() < deadline:
+        if store.get(record.id).state.is_terminal():
+            return True
+        time.sleep(0.05)
+        # a process signalled before it set its handler (just started) dies of it
+        alive = is_alive(record.supervisor_pid, record.supervisor_started)
+    return store.get(record.id).state.is_terminal()

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import threading
 
 import psutil
 
-__all__ = ["start_time", "is_alive", "tree", "terminate_tree"]
+__all__ = ["start_time", "is_alive", "tree", "terminate_tree", "reap_in_background"]
 
 
 def start_time(pid: int) -> float | None:
@@ -102,3 +104,12 @@ def terminate_tree(pid: int | None, pgid: int | None, grace: float = 3.0) -> lis
         _signal_all(alive, pgid, signal.SIGKILL)
         psutil.wait_procs(alive, timeout=2.0)
     return [p.pid for p in alive]
+
+
+def reap_in_background(proc: subprocess.Popen) -> None:
+    """Wait for a detached child (a supervisor, a pipeline driver) in a daemon thread.
+
+    The child outlives us if we exit first; if we live longer (a notebook, a test run),
+    waiting for it keeps it from lingering as a zombie.
+    """
+    threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()

@@ -1,5 +1,5 @@
 """The runner's command line, in one place: what every backend starts
-(:func:`runner_command`) and what ``python -m shipyard.jobs.runner`` parses
+(:func:`runner_command`) and what ``python -m shipyard.runtime.runner`` parses
 (:func:`runner_parser`).
 
 The local supervisor, the ``ray`` backend's Ray job entrypoint and the Kubernetes pods
@@ -10,7 +10,7 @@ Examples
 --------
 >>> runner_command("python", run_dir="/work/run", job_id="j-1", attempt=2,
 ...                dask_address="tcp://s:8786")
-['python', '-m', 'shipyard.jobs.runner', '--run-dir', '/work/run', '--job-id', 'j-1', '--attempt', '2', '--dask-address', 'tcp://s:8786']
+['python', '-m', 'shipyard.runtime.runner', '--run-dir', '/work/run', '--job-id', 'j-1', '--attempt', '2', '--dask-address', 'tcp://s:8786']
 >>> runner_parser().parse_args(["--run-dir", "r", "--job-id", "j"]).attempt
 '1'
 """
@@ -23,7 +23,7 @@ from typing import Any
 
 __all__ = ["RUNNER_MODULE", "RUNNER_OPTIONS", "runner_command", "runner_parser"]
 
-RUNNER_MODULE = "shipyard.jobs.runner"
+RUNNER_MODULE = "shipyard.runtime.runner"
 
 #: option -> its argparse keywords (help included); the keys are the keyword names
 #: of runner_command.
@@ -39,7 +39,7 @@ RUNNER_OPTIONS: dict[str, dict[str, Any]] = {
                                      "DaskJob's runner pod starts before its scheduler)"},
     "workdir": {"default": None, "type": Path,
                 "help": "run in this directory (where relative paths of the spec resolve); "
-                        "a Ray job's entrypoint cannot `cd` (see shipyard.cluster.k8s_render)"},
+                        "a Ray job's entrypoint cannot `cd` (see shipyard.backends.kubernetes.render)"},
     "ray_address": {"default": None,
                     "help": "use this Ray cluster (auto: the one this runs in)"},
     "spec_from_env": {"default": None, "metavar": "VARIABLE",
@@ -62,7 +62,7 @@ def _flag(option: str) -> str:
 
 def runner_command(python: str, *, run_dir: str | Path, job_id: str,
                    attempt: int | str = 1, **options: Any) -> list[str]:
-    """``python -m shipyard.jobs.runner`` with these options (None ones left out).
+    """``python -m shipyard.runtime.runner`` with these options (None ones left out).
 
     Raises
     ------

@@ -67,23 +67,6 @@ CREATE TABLE IF NOT EXISTS events (
     message  TEXT
 );
 CREATE INDEX IF NOT EXISTS events_by_job ON events (job_id, seq);
-CREATE TABLE IF NOT EXISTS stages (
-    pipeline_id  TEXT NOT NULL REFERENCES jobs (id),
-    name         TEXT NOT NULL,
-    position     INTEGER NOT NULL,
-    workload     TEXT NOT NULL,
-    needs        TEXT NOT NULL,
-    state        TEXT NOT NULL,
-    job_id       TEXT,
-    cached       INTEGER NOT NULL DEFAULT 0,
-    cache_key    TEXT,
-    reused_from  TEXT,
-    reason       TEXT,
-    failure_kind TEXT,
-    started_at   REAL,
-    finished_at  REAL,
-    PRIMARY KEY (pipeline_id, name)
-);
 CREATE TRIGGER IF NOT EXISTS terminal_state_is_final
 BEFORE UPDATE OF state, reason ON jobs
 WHEN OLD.state IN ('SUCCEEDED', 'FAILED', 'CANCELLED')
@@ -257,6 +240,8 @@ class JobStore:
     def __init__(self, path: Path):
         self.path = Path(path)
         self._local = threading.local()
+        #: tables of layers above created through this object (:meth:`ensure_table`)
+        self._tables: set[str] = set()
 
     # -- connections -------------------------------------------------------------------
 
@@ -299,7 +284,10 @@ class JobStore:
             raise
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``): committed when the block ends,
+        rolled back if it raises. Tables of layers above (the pipelines' stages) are
+        written through it, in the same database and the same transactions."""
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -308,6 +296,25 @@ class JobStore:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    def query(self, sql: str, parameters: tuple = ()) -> list[sqlite3.Row]:
+        """The rows of one read (the pipelines read their own table, and ``jobs``)."""
+        return self._connection().execute(sql, parameters).fetchall()
+
+    def ensure_table(self, name: str, ddl: str) -> None:
+        """Create the table ``name`` that a layer above keeps in this database, with
+        ``ddl`` (``CREATE TABLE IF NOT EXISTS name ...``), if it is not there yet.
+
+        Asked once per store object; a store that has the table is only read.
+        """
+        if name in self._tables:
+            return
+        if not self.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                          (name,)):
+            with self.transaction() as conn:
+                for statement in _statements(ddl):
+                    conn.execute(statement)
+        self._tables.add(name)
 
     def close(self) -> None:
         """Close this thread's connection (others close when their threads end)."""
@@ -413,7 +420,7 @@ class JobStore:
         for _ in range(20):
             job_id = make_id()
             try:
-                with self._write() as conn:
+                with self.transaction() as conn:
                     conn.execute(
                         "INSERT INTO jobs (id, name, state, attempt, max_attempts, timeout_s,"
                         " cluster, backend, cluster_address, created_at, workdir, spec_dir,"
@@ -422,7 +429,7 @@ class JobStore:
                          cluster, backend, cluster_address, now, workdir, spec_dir,
                          json.dumps(labels or {}), kind),
                     )
-                    self._log(conn, job_id, now, JobState.PENDING.value, 1, "submitted")
+                    self.log_event(conn, job_id, now, JobState.PENDING.value, 1, "submitted")
                 return self.get(job_id)
             except sqlite3.IntegrityError:
                 continue  # the same id drawn in the same second: draw again
@@ -461,7 +468,7 @@ class JobStore:
             When the state machine does not allow ``from -> to`` (e.g. PENDING -> SUCCEEDED).
         """
         now = time.time()
-        with self._write() as conn:
+        with self.transaction() as conn:
             row = conn.execute("SELECT state, attempt, started_at FROM jobs WHERE id = ?",
                                (job_id,)).fetchone()
             if row is None:
@@ -481,7 +488,7 @@ class JobStore:
                 (to.value, reason, str(failure_kind) if failure_kind else None, attempt,
                  started, finished, job_id),
             )
-            self._log(conn, job_id, now, to.value, attempt, reason)
+            self.log_event(conn, job_id, now, to.value, attempt, reason)
         return self.get(job_id)
 
     def update(self, job_id: str, *, if_values: dict[str, Any] | None = None,
@@ -496,7 +503,7 @@ class JobStore:
             raise ValueError(f"cannot update {sorted(unknown)} with update()")
         columns = ", ".join(f"{name} = ?" for name in fields)
         guards = "".join(f" AND {name} IS ?" for name in (if_values or {}))
-        with self._write() as conn:
+        with self.transaction() as conn:
             return bool(conn.execute(
                 f"UPDATE jobs SET {columns} WHERE id = ?{guards}",
                 (*fields.values(), job_id, *(if_values or {}).values())).rowcount)
@@ -508,34 +515,35 @@ class JobStore:
 
         Returns whether the reason changed (only if the job is still ``if_state`` at
         ``if_attempt``)."""
-        with self._write() as conn:
+        with self.transaction() as conn:
             changed = conn.execute(
                 "UPDATE jobs SET reason = ? WHERE id = ? AND state = ? AND attempt = ?"
                 " AND reason IS NOT ?", (reason, job_id, if_state.value, if_attempt, reason),
             ).rowcount
             if changed:
-                self._log(conn, job_id, time.time(), None, if_attempt, reason)
+                self.log_event(conn, job_id, time.time(), None, if_attempt, reason)
         return bool(changed)
 
     def set_progress(self, job_id: str, progress: dict[str, Any]) -> None:
         """Replace the job's progress (whatever the workload last reported)."""
-        with self._write() as conn:
+        with self.transaction() as conn:
             conn.execute("UPDATE jobs SET progress = ? WHERE id = ?",
                          (json.dumps(progress, default=str), job_id))
 
     def request_cancel(self, job_id: str) -> None:
         """Flag the job for cancellation; its supervisor acts on the flag."""
-        with self._write() as conn:
+        with self.transaction() as conn:
             conn.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
-            self._log(conn, job_id, time.time(), None, None, "cancel requested")
+            self.log_event(conn, job_id, time.time(), None, None, "cancel requested")
 
     def note(self, job_id: str, message: str, attempt: int | None = None) -> None:
         """Add an entry to the job's event log without changing its state."""
-        with self._write() as conn:
-            self._log(conn, job_id, time.time(), None, attempt, message)
+        with self.transaction() as conn:
+            self.log_event(conn, job_id, time.time(), None, attempt, message)
 
     @staticmethod
-    def _log(conn: sqlite3.Connection, job_id: str, ts: float, state: str | None,
-             attempt: int | None, message: str | None) -> None:
+    def log_event(conn: sqlite3.Connection, job_id: str, ts: float, state: str | None,
+                  attempt: int | None, message: str | None) -> None:
+        """Add an event to the job's log inside the transaction ``conn``."""
         conn.execute("INSERT INTO events (job_id, ts, state, attempt, message) VALUES (?, ?, ?, ?, ?)",
                      (job_id, ts, state, attempt, message))

@@ -40,7 +40,7 @@ from shipyard.data.writers import stage_output
 from shipyard.report import dataframe_figures as figs
 
 if TYPE_CHECKING:
-    from shipyard.context import JobContext
+    from shipyard.runtime.context import JobContext
 
 __all__ = ["run"]
 

@@ -23,13 +23,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from shipyard.cluster import get_backend
-from shipyard.cluster.base import Backend
-from shipyard.cluster.profiles import backend_of
+from shipyard.backends import get_backend
+from shipyard.backends.profiles import backend_of
 from shipyard.core.errors import JobFailedError, UsageError
 from shipyard.core.home import Home, RunDir
 from shipyard.core.states import FailureKind, JobState
 from shipyard.core.store import JobEvent, JobRecord, JobStore
+from shipyard.core.tracker import Tracker
 
 __all__ = ["Job", "submit", "run", "resume", "render", "get_job", "list_jobs",
            "list_statuses", "exit_code_for"]
@@ -39,12 +39,12 @@ def _open(home: str | os.PathLike | Home | None) -> tuple[Home, JobStore]:
     return resolved, JobStore(resolved.db)
 
 
-def _backend_for(record: JobRecord, home: Home, store: JobStore) -> Backend:
+def _tracker_for(record: JobRecord, home: Home, store: JobStore) -> Tracker:
     if record.kind == "pipeline":
-        from shipyard.cluster.profiles import resolve_cluster
-        from shipyard.pipelines.backend import PipelineBackend
+        from shipyard.backends.profiles import resolve_cluster
+        from shipyard.pipelines.tracker import PipelineTracker
 
-        return PipelineBackend(resolve_cluster(record.cluster, home.clusters), home, store)
+        return PipelineTracker(resolve_cluster(record.cluster, home.clusters), home, store)
     return backend_of(record, home, store)
 
 
@@ -98,13 +98,13 @@ class Job:
         """``$SHIPYARD_HOME/runs/<id>``: spec, logs, result, report, artifacts."""
         return self.home.run_dir(self.id)
 
-    def _backend(self, record: JobRecord) -> Backend:
-        return _backend_for(record, self.home, self._store)
+    def _tracker(self, record: JobRecord) -> Tracker:
+        return _tracker_for(record, self.home, self._store)
 
     def status(self) -> JobRecord:
         """The job's current record (state, reason, attempt, progress, times)."""
         record = self._store.get(self.id)
-        return self._backend(record).refresh(record) if not record.state.is_terminal() else record
+        return self._tracker(record).refresh(record) if not record.state.is_terminal() else record
 
     @property
     def state(self) -> JobState:
@@ -126,16 +126,16 @@ class Job:
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"job {self.id} is still {record.state} after {timeout:g}s")
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            self._backend(record).await_change(record, poll, left)
+            self._tracker(record).await_change(record, poll, left)
 
     def logs(self, follow: bool = False) -> Iterator[str]:
         """The job's log lines (every attempt); with ``follow``, until the job ends."""
-        return self._backend(self._store.get(self.id)).logs(self.id, follow=follow)
+        return self._tracker(self._store.get(self.id)).logs(self.id, follow=follow)
 
     def cancel(self, timeout: float = 5.0) -> JobRecord:
         """Cancel the job and end everything it started; a finished job is left as it is."""
         record = self._store.get(self.id)
-        return self._backend(record).cancel(record, timeout=timeout)
+        return self._tracker(record).cancel(record, timeout=timeout)
 
     def events(self) -> list[JobEvent]:
         """The job's event log: every state change and note, oldest first."""
@@ -149,7 +149,7 @@ class Job:
         SUCCEEDED, so the page states how the whole job ended; a running job's page shows
         how far it has got.
         """
-        from shipyard.jobs.reporting import report_path, write_job_report
+        from shipyard.runtime.reporting import report_path, write_job_report
 
         record = self.status()
         path = report_path(self.run_dir)
@@ -159,7 +159,7 @@ class Job:
             return self._write_pipeline_results(record)
         if record.state is JobState.SUCCEEDED:
             if not self.run_dir.result.is_file():
-                self._backend(record).fetch_results(record)
+                self._tracker(record).fetch_results(record)
             if path.is_file():
                 return path
         elif not record.state.is_terminal() and path.is_file():
@@ -220,7 +220,7 @@ class Job:
             raise JobFailedError(f"job {self.id} ended {record.state} ({record.reason}); "
                                  f"it has no result")
         if not path.is_file():
-            self._backend(record).fetch_results(record)
+            self._tracker(record).fetch_results(record)
         return json.loads(path.read_text())
 
 
@@ -270,8 +270,8 @@ def submit(spec: Any, cluster: str | None = None,
     ClusterError
         The cluster cannot be reached (nothing is written).
     """
-    from shipyard.cluster.profiles import resolve_cluster
-    from shipyard.pipelines.backend import PipelineBackend, pipeline_of_job
+    from shipyard.backends.profiles import resolve_cluster
+    from shipyard.pipelines.tracker import PipelineTracker, pipeline_of_job
     from shipyard.spec.pipeline import PipelineSpec
 
     job_spec = _as_spec(spec, overrides)
@@ -289,7 +289,7 @@ def submit(spec: Any, cluster: str | None = None,
         cluster = "local"  # a trial run is local, whatever the spec says
     if isinstance(job_spec, PipelineSpec):
         profile = resolve_cluster(cluster or job_spec.spec.cluster, resolved_home.clusters)
-        record = PipelineBackend(profile, resolved_home, store).submit_pipeline(
+        record = PipelineTracker(profile, resolved_home, store).submit_pipeline(
             job_spec, sample=sample, no_cache=no_cache, from_stage=from_stage)
         return Job(record.id, home=resolved_home)
     profile = resolve_cluster(cluster or job_spec.spec.cluster, resolved_home.clusters)
@@ -308,12 +308,14 @@ def resume(job_id: str, home: str | os.PathLike | Home | None = None) -> Job:
     """
     resolved_home, store = _open(home)
     record = store.get(job_id)
-    backend = _backend_for(record, resolved_home, store)
-    if record.kind != "pipeline":
-        from shipyard.pipelines.backend import PipelineBackend
+    from shipyard.backends.profiles import resolve_cluster
+    from shipyard.pipelines.tracker import PipelineTracker
 
-        backend = PipelineBackend(backend.profile, resolved_home, store)
-    new = backend.resume(backend.refresh(record))
+    # resume refuses a job (not a pipeline) with a message that says what to do instead
+    profile = (resolve_cluster(record.cluster, resolved_home.clusters)
+               if record.kind == "pipeline" else backend_of(record, resolved_home, store).profile)
+    tracker = PipelineTracker(profile, resolved_home, store)
+    new = tracker.resume(tracker.refresh(record))
     return Job(new.id, home=resolved_home)
 
 
@@ -344,10 +346,10 @@ def render(spec: Any, cluster: str | None = None,
     SpecError, UsageError
         An invalid spec, or a cluster profile that is not ``backend: kubernetes``.
     """
-    from shipyard.cluster.k8s_render import render as render_manifests
-    from shipyard.cluster.k8s_render import submission_warnings
-    from shipyard.cluster.k8s_settings import kubernetes_settings
-    from shipyard.cluster.profiles import resolve_cluster
+    from shipyard.backends.kubernetes.render import render as render_manifests
+    from shipyard.backends.kubernetes.render import submission_warnings
+    from shipyard.backends.kubernetes.settings import kubernetes_settings
+    from shipyard.backends.profiles import resolve_cluster
     from shipyard.core.ids import new_job_id
 
     job_spec = _as_spec(spec, overrides)
@@ -377,13 +379,13 @@ def get_job(job_id: str, home: str | os.PathLike | Home | None = None) -> Job:
 
 def _refresh_unfinished(home: Home, store: JobStore) -> None:
     """Reconcile every unfinished job with reality (a lost supervisor, a finished pod)."""
-    backends: dict[tuple, Backend] = {}
+    trackers: dict[tuple, Tracker] = {}
     for record in store.list(states={JobState.PENDING, JobState.RUNNING}):
-        # a pipeline and a job of the same cluster have different backends
+        # a pipeline and a job of the same cluster have different trackers
         key = (record.kind, record.backend, record.cluster, record.cluster_address)
-        if key not in backends:
-            backends[key] = _backend_for(record, home, store)
-        backends[key].refresh(record)
+        if key not in trackers:
+            trackers[key] = _tracker_for(record, home, store)
+        trackers[key].refresh(record)
 
 
 def list_jobs(home: str | os.PathLike | Home | None = None,

@@ -26,7 +26,7 @@ from shipyard.ml.search import PREFIX, plain_params
 from shipyard.ml.spec import SklearnWorkload
 
 if TYPE_CHECKING:
-    from shipyard.context import JobContext
+    from shipyard.runtime.context import JobContext
 
 __all__ = ["run_clustering", "candidates", "fit_candidate"]
 

@@ -39,7 +39,7 @@ from shipyard.report.sklearn_data import HELD_OUT_ROWS, HeldOut, sample_index
 from shipyard.report.sklearn_figures import distributed_figures
 
 if TYPE_CHECKING:
-    from shipyard.context import JobContext
+    from shipyard.runtime.context import JobContext
 
 __all__ = ["run_distributed", "trainable_on_partitions"]
 

@@ -12,7 +12,7 @@ from shipyard.ml.predict import batch_predict
 from shipyard.ml.spec import SklearnWorkload
 
 if TYPE_CHECKING:
-    from shipyard.context import JobContext
+    from shipyard.runtime.context import JobContext
 
 __all__ = ["finish"]
 

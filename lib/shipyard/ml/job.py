@@ -37,7 +37,7 @@ from shipyard.ml.search import (PREFIX, cross_validate_best, dask_joblib_backend
 from shipyard.ml.spec import ModelSpec, SklearnWorkload
 
 if TYPE_CHECKING:
-    from shipyard.context import JobContext
+    from shipyard.runtime.context import JobContext
 
 __all__ = ["run"]
 

@@ -32,13 +32,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shipyard.cluster.profiles import backend_of
+from shipyard.backends.profiles import backend_of
 from shipyard.core.atomic import write_json_atomic
 from shipyard.core.home import Home
 from shipyard.core.states import FailureKind, JobState
 from shipyard.core.store import JobStore
 from shipyard.core.workloads import workload as workload_kind
-from shipyard.jobs.process_main import job_process_main
+from shipyard.runtime.process_main import job_process_main
 from shipyard.pipelines import store as stage_store
 from shipyard.pipelines.cache import StageCache, stage_key
 from shipyard.pipelines.store import SKIPPED, STAGE_TERMINAL, StageRecord
@@ -253,7 +253,7 @@ class PipelineDriver:
                                             sample_dir=self.sample_dir)
             key = None if self.sample else stage_key(job_spec, self.outputs[name])
         except Exception as err:  # validated at submission; the world may have changed
-            from shipyard.jobs.runner import one_line
+            from shipyard.runtime.runner import one_line
 
             self._update(name, state="FAILED", reason=one_line(err), started_at=now,
                          finished_at=now, failure_kind=FailureKind.INPUT.value,
@@ -271,7 +271,7 @@ class PipelineDriver:
             record = self._stage_backend().submit(
                 job_spec, cluster_address=self._address_for(job_spec.workload_name))
         except Exception as err:
-            from shipyard.jobs.runner import one_line
+            from shipyard.runtime.runner import one_line
 
             # what exit code submitting it would have given (a bad --set is bad input)
             kind = FailureKind.of_exit(getattr(err, "exit_code", 1))
@@ -285,8 +285,8 @@ class PipelineDriver:
 
     def _stage_backend(self):
         if self._backend is None:
-            from shipyard.cluster import get_backend
-            from shipyard.cluster.profiles import resolve_cluster
+            from shipyard.backends import get_backend
+            from shipyard.backends.profiles import resolve_cluster
 
             profile = resolve_cluster(self.options.get("cluster"), self.home.clusters)
             self._backend = get_backend(profile, self.home, self.store)
@@ -297,13 +297,13 @@ class PipelineDriver:
         offered to the python stages after it (a backend with a cluster of its own, or
         ``cluster up``, gets None here and uses its own)."""
         backend = self._stage_backend()
-        if backend.name != "local" or backend._scheduler_address():
+        if backend.name != "local" or backend.scheduler_address():
             return None
         wants = workload_kind(workload).engine == "dask" or (
             workload == "python" and any(workload_kind(s.workload_name).engine == "dask"
                                          for s in self.spec.spec.stages))
         if self._cluster is None and wants:
-            from shipyard.cluster.dask_session import DaskSession
+            from shipyard.runtime.dask_session import DaskSession
 
             self._cluster = DaskSession(self.spec.resources(),
                                         scratch_dir=str(self.run_dir / "dask-scratch"),

@@ -22,6 +22,27 @@ SKIPPED = "SKIPPED"
 #: Stage states that never change again.
 STAGE_TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", SKIPPED})
 
+#: The table, kept in the job store's database beside ``jobs`` (same transactions).
+STAGES_TABLE = """
+CREATE TABLE IF NOT EXISTS stages (
+    pipeline_id  TEXT NOT NULL REFERENCES jobs (id),
+    name         TEXT NOT NULL,
+    position     INTEGER NOT NULL,
+    workload     TEXT NOT NULL,
+    needs        TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    job_id       TEXT,
+    cached       INTEGER NOT NULL DEFAULT 0,
+    cache_key    TEXT,
+    reused_from  TEXT,
+    reason       TEXT,
+    failure_kind TEXT,
+    started_at   REAL,
+    finished_at  REAL,
+    PRIMARY KEY (pipeline_id, name)
+);
+"""
+
 _UPDATABLE = frozenset({"state", "job_id", "cached", "cache_key", "reused_from", "reason",
                         "failure_kind", "started_at", "finished_at"})
 
@@ -61,6 +82,11 @@ class StageRecord:
         return data
 
 
+def _table(store: JobStore) -> JobStore:
+    store.ensure_table("stages", STAGES_TABLE)
+    return store
+
+
 def _record(row: Any) -> StageRecord:
     values = dict(row)
     values["needs"] = json.loads(values["needs"])
@@ -70,7 +96,7 @@ def _record(row: Any) -> StageRecord:
 
 def add_stages(store: JobStore, pipeline_id: str, stages: list[dict[str, Any]]) -> None:
     """Insert a pipeline's stages, PENDING: ``[{"name", "workload", "needs"}]`` in order."""
-    with store._write() as conn:
+    with _table(store).transaction() as conn:
         for position, stage in enumerate(stages):
             conn.execute(
                 "INSERT INTO stages (pipeline_id, name, position, workload, needs, state)"
@@ -81,7 +107,7 @@ def add_stages(store: JobStore, pipeline_id: str, stages: list[dict[str, Any]]) 
 
 def stages(store: JobStore, pipeline_id: str) -> list[StageRecord]:
     """The pipeline's stages in spec order."""
-    rows = store._connection().execute(
+    rows = _table(store).query(
         "SELECT * FROM stages WHERE pipeline_id = ? ORDER BY position", (pipeline_id,))
     return [_record(row) for row in rows]
 
@@ -95,17 +121,17 @@ def update_stage(store: JobStore, pipeline_id: str, name: str, *, note: str | No
     if "cached" in fields:
         fields["cached"] = int(bool(fields["cached"]))
     columns = ", ".join(f"{key} = ?" for key in fields)
-    with store._write() as conn:
+    with _table(store).transaction() as conn:
         conn.execute(f"UPDATE stages SET {columns} WHERE pipeline_id = ? AND name = ?",
                      (*fields.values(), pipeline_id, name))
         if note:
-            store._log(conn, pipeline_id, time.time(), None, None, note)
+            store.log_event(conn, pipeline_id, time.time(), None, None, note)
 
 
 def last_succeeded(store: JobStore, pipeline_name: str, stage: str) -> list[StageRecord]:
     """The SUCCEEDED runs of ``stage`` in the runs of the pipeline ``pipeline_name``,
     newest first."""
-    rows = store._connection().execute(
+    rows = _table(store).query(
         "SELECT s.* FROM stages s JOIN jobs j ON j.id = s.pipeline_id"
         " WHERE j.name = ? AND j.kind = 'pipeline' AND s.name = ? AND s.state = 'SUCCEEDED'"
         " ORDER BY s.finished_at DESC", (pipeline_name, stage))

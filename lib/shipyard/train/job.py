@@ -39,8 +39,8 @@ from shipyard.train.session import EXPORT_FILES, HISTORY_FILE, MODEL_FILE
 from shipyard.train.storage import train_storage
 
 if TYPE_CHECKING:
-    from shipyard.cluster.ray_session import RaySession
-    from shipyard.context import JobContext
+    from shipyard.runtime.ray_session import RaySession
+    from shipyard.runtime.context import JobContext
     from shipyard.train.spec import ScalingSpec, TorchWorkload, TrainDataSpec
 
 __all__ = ["run", "check_placeable", "ProgressCallback"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from shipyard.cluster.k8s_render import LABEL_ROLE
+from shipyard.backends.kubernetes.render import LABEL_ROLE
 from shipyard.core.states import FailureKind, JobState
 
 __all__ = ["Observed", "observe", "pod_problem", "pod_failure"]
@@ -127,7 +127,7 @@ def _pods_view(pods: list[dict[str, Any]], events: dict[str, list[dict[str, Any]
     running is not the job running; an evicted worker is not the job failing); any pod
     that cannot start is a reason. With no pod at all, the resource's own warnings are
     (a quota that refuses pods, an operator that rejects the resource)."""
-    # every pod of a job says its role (k8s_render labels the DaskJob's scheduler and
+    # every pod of a job says its role (render.py labels the DaskJob's scheduler and
     # workers too: the operator copies the DaskJob's own labels onto them, so a pod
     # without a role is not a runner but a pod someone else labelled)
     runners = [p for p in pods

@@ -12,7 +12,7 @@ directory lives), and the workload's resource, chosen by workload:
   backend;
 - ``python`` -> a ``batch/v1`` Job with one runner pod.
 
-Every pod runs the image's ``python -m shipyard.jobs.runner`` (or Dask's / Ray's own
+Every pod runs the image's ``python -m shipyard.runtime.runner`` (or Dask's / Ray's own
 processes), meets the Pod Security "restricted" profile and mounts no service-account
 token: no job pod talks to the Kubernetes API. A Job's ``retries`` are its
 ``backoffLimit`` (bad input, exit 2, fails it at once through its ``podFailurePolicy``);
@@ -57,7 +57,7 @@ from shipyard.train.storage import TRAIN_STORAGE_ENV, TRAIN_STORAGE_OPTIONS_ENV
 from shipyard.units import format_memory
 
 if TYPE_CHECKING:
-    from shipyard.cluster.k8s_settings import KubernetesSettings
+    from shipyard.backends.kubernetes.settings import KubernetesSettings
     from shipyard.spec import JobSpec
 
 __all__ = ["render", "resource_name", "resource_kind", "local_inputs", "local_inputs_warning",
@@ -227,7 +227,7 @@ def _pod_spec(settings: KubernetesSettings, containers: list[dict[str, Any]], *,
 
 
 def runner_args(job_id: str, attempt: int | str, **options: str) -> list[str]:
-    """The runner's arguments in a job pod (after ``python -m shipyard.jobs.runner``):
+    """The runner's arguments in a job pod (after ``python -m shipyard.runtime.runner``):
     the spec from the ConfigMap, the run directory synced to the profile's object store
     (see :mod:`shipyard.core.run_storage`), and ``options`` (``dask_address=...``)."""
     command = runner_command("python", run_dir=RUN_DIR, job_id=job_id, attempt=attempt,
@@ -486,7 +486,7 @@ def redirect_local_outputs(spec: JobSpec, settings: KubernetesSettings,
 
     Examples
     --------
-    >>> from shipyard.cluster.k8s_settings import kubernetes_settings
+    >>> from shipyard.backends.kubernetes.settings import kubernetes_settings
     >>> from shipyard.spec import load
     >>> spec = load({"apiVersion": "shipyard/v1", "kind": "Job", "metadata": {"name": "a"},
     ...     "spec": {"dataframe": {"inputs": {"main": {"path": "s3://lake/in.csv"}},

@@ -30,8 +30,8 @@ import shlex
 import time
 from typing import Any
 
-from shipyard.cluster.base import Backend, ExistingCluster
-from shipyard.cluster.ray_session import quiet_auth_notice
+from shipyard.backends.base import Backend, ExistingCluster
+from shipyard.runtime.ray_session import quiet_auth_notice
 from shipyard.core.atomic import write_json_atomic
 from shipyard.core.errors import ClusterError, UsageError
 from shipyard.core.home import read_outcome

@@ -14,15 +14,9 @@ _scheduler_address()
     The Dask scheduler the runner should use, or None to start a LocalCluster.
 _launch(record)
     Start the job; return quickly. The spec is already in ``<run dir>/spec.yaml``.
-_refresh(record)
-    Reconcile the record with reality (a lost process, a finished pod) and return it.
-_cancel(record, timeout)
-    Stop the job; when it returns the job must be terminal.
-_read_log(job_id, attempt, offset)
-    The bytes of an attempt's log from ``offset`` on (default: the attempt's log file).
-_await_change(record, poll, limit)
-    Block until the job may have changed, at most ``limit`` seconds (default: sleep
-    ``poll``); a backend that can watch (Kubernetes) waits on the watch instead.
+_refresh, _cancel, _read_log, _await_change
+    Reading, stopping and following a job: the hooks of
+    :class:`~shipyard.core.tracker.Tracker`, the base of every backend.
 _up(), _down(), _describe()
     Start, stop and describe a cluster this backend manages (``shipyard cluster ...``).
 """
@@ -30,19 +24,16 @@ _up(), _down(), _describe()
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from shipyard.core.atomic import write_text_atomic
 from shipyard.core.errors import ClusterError, UsageError
-from shipyard.core.home import attempt_log_path
 from shipyard.core.ids import new_job_id
-from shipyard.core.lifecycle import Lifecycle
 from shipyard.core.states import FailureKind, JobState
+from shipyard.core.tracker import Tracker
 
 if TYPE_CHECKING:
-    from shipyard.cluster.profiles import ClusterProfile
+    from shipyard.backends.profiles import ClusterProfile
     from shipyard.core.home import Home
     from shipyard.core.store import JobRecord, JobStore
     from shipyard.spec import JobSpec
@@ -50,16 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["Backend", "ExistingCluster"]
 
 
-def _read_from(path: os.PathLike, offset: int) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(offset)
-            return handle.read()
-    except FileNotFoundError:
-        return b""
-
-
-class Backend:
+class Backend(Tracker):
     """Base class of the backends (see the module docstring for the hooks).
 
     Parameters
@@ -73,15 +55,10 @@ class Backend:
 
     #: The backend's registry name.
     name: ClassVar[str] = ""
-    #: How often ``logs --follow`` reads a running attempt's log again.
-    LOG_POLL_SECONDS: ClassVar[float] = 0.2
 
     def __init__(self, profile: ClusterProfile, home: Home, store: JobStore):
+        super().__init__(home, store)
         self.profile = profile
-        self.home = home
-        self.store = store
-        #: the job's transitions, as every backend makes them (retries, attempt guards)
-        self.lifecycle = Lifecycle(store)
 
     # -- public API (fixed) ------------------------------------------------------------
 
@@ -116,62 +93,15 @@ class Backend:
             raise ClusterError(f"{self.profile.name}: {reason}") from err
         return self.store.get(record.id)
 
-    def refresh(self, record: JobRecord) -> JobRecord:
-        """The record, reconciled with what is really running (terminal ones as they are)."""
-        if record.state.is_terminal():
-            return record
-        return self._refresh(record)
+    def check_reachable(self) -> None:
+        """Raise :class:`~shipyard.core.errors.ClusterError` if the cluster cannot be
+        reached (a pipeline asks before it records anything)."""
+        self._check_reachable()
 
-    def cancel(self, record: JobRecord, timeout: float = 5.0) -> JobRecord:
-        """Stop the job; a job that already ended is left as it is."""
-        record = self.refresh(record)
-        if not record.state.is_terminal():
-            self._cancel(record, timeout)
-        return self.store.get(record.id)
-
-    def logs(self, job_id: str, follow: bool = False,
-             poll: float | None = None) -> Iterator[str]:
-        """The job's log lines, attempt after attempt; with ``follow``, until it ends
-        (reading again every ``poll`` seconds, default :attr:`LOG_POLL_SECONDS`).
-
-        Each attempt after the first starts with a ``--- attempt N ---`` line.
-        """
-        poll = self.LOG_POLL_SECONDS if poll is None else poll
-        attempt = 1
-        while True:
-            if attempt > 1:
-                yield f"--- attempt {attempt} ---"
-            offset, partial = 0, ""
-            while True:
-                record = self.refresh(self.store.get(job_id))
-                attempt_over = attempt < record.attempt or record.state.is_terminal()
-                # read after looking at the state: once the attempt is over, this read
-                # sees everything it wrote
-                data = self._read_log(job_id, attempt, offset)
-                offset += len(data)
-                lines = (partial + data.decode("utf-8", errors="replace")).split("\n")
-                partial = lines.pop()
-                yield from lines
-                if attempt_over or not follow:
-                    break
-                if not data:
-                    time.sleep(poll)
-            if partial:
-                yield partial
-            if attempt >= record.attempt:
-                return
-            attempt += 1
-
-    def await_change(self, record: JobRecord, poll: float, limit: float | None = None) -> None:
-        """Wait until the job may have changed: ``poll`` seconds, or as long as a watch
-        sees nothing happen, never more than ``limit`` (``wait`` calls this between reads)."""
-        self._await_change(record, poll if limit is None else min(poll, limit),
-                           10.0 if limit is None else limit)
-
-    def fetch_results(self, record: JobRecord) -> None:
-        """Bring a finished job's ``result.json`` and artifacts into its run directory,
-        where a backend keeps them elsewhere (default: they are there already)."""
-        return None
+    def scheduler_address(self) -> str | None:
+        """The Dask scheduler this backend's jobs compute on, or None where each
+        attempt starts its own."""
+        return self._scheduler_address()
 
     def up(self) -> dict[str, Any]:
         """Start the cluster this profile describes; return its description."""
@@ -195,18 +125,6 @@ class Backend:
 
     def _launch(self, record: JobRecord) -> None:
         raise NotImplementedError
-
-    def _refresh(self, record: JobRecord) -> JobRecord:
-        return record
-
-    def _cancel(self, record: JobRecord, timeout: float) -> None:
-        raise NotImplementedError
-
-    def _await_change(self, record: JobRecord, poll: float, limit: float) -> None:
-        time.sleep(poll)
-
-    def _read_log(self, job_id: str, attempt: int, offset: int) -> bytes:
-        return _read_from(attempt_log_path(self.home.run_dir(job_id), attempt), offset)
 
     def _up(self) -> dict[str, Any]:
         raise UsageError(f"cluster {self.profile.name!r} ({self.name}) is not started by shipyard")

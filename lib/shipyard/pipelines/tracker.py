@@ -3,8 +3,9 @@
 A pipeline is a row of the job store (``kind = 'pipeline'``) with its stages beside it
 (:mod:`shipyard.pipelines.store`), and a driver process
 (:mod:`shipyard.pipelines.driver`) that submits each stage as a job to the pipeline's
-backend. :class:`PipelineBackend` gives pipelines the same handle as jobs (status,
-wait, logs, cancel) through the :class:`~shipyard.cluster.base.Backend` contract.
+backend. :class:`PipelineTracker` gives pipelines the same handle as jobs (status,
+wait, logs, cancel) as a :class:`~shipyard.core.tracker.Tracker`: a pipeline is carried
+by its driver, not run by a backend.
 """
 
 from __future__ import annotations
@@ -13,21 +14,25 @@ import os
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
-from shipyard.cluster.base import Backend
-from shipyard.cluster.local import _reap_in_background
 from shipyard.core.atomic import write_json_atomic, write_text_atomic
 from shipyard.core.errors import UsageError
 from shipyard.core.ids import new_job_id
-from shipyard.core.procs import is_alive, start_time
+from shipyard.core.lifecycle import ask_supervisor_to_cancel
+from shipyard.core.procs import is_alive, reap_in_background, start_time
 from shipyard.core.states import JobState
-from shipyard.core.store import JobRecord
+from shipyard.core.store import JobRecord, JobStore
+from shipyard.core.tracker import Tracker
 from shipyard.pipelines import store as stage_store
 from shipyard.pipelines.driver import OPTIONS_FILE, stop_stages
 from shipyard.spec.pipeline import PipelineSpec
 
-__all__ = ["PipelineBackend", "pipeline_of_job"]
+if TYPE_CHECKING:
+    from shipyard.backends.profiles import ClusterProfile
+    from shipyard.core.home import Home
+
+__all__ = ["PipelineTracker", "pipeline_of_job"]
 
 #: A driver found dead is started again this many times, then the pipeline fails.
 MAX_DRIVER_RESTARTS = 3
@@ -51,10 +56,20 @@ def pipeline_of_job(job_spec) -> PipelineSpec:
     return load_pipeline(pipeline, job_spec.source, job_spec.base_dir)
 
 
-class PipelineBackend(Backend):
-    """Pipelines on any backend: ``profile`` is the cluster their stages run on."""
+class PipelineTracker(Tracker):
+    """Pipelines on any backend.
 
-    name = "pipeline"
+    Parameters
+    ----------
+    profile : ClusterProfile
+        The cluster the pipeline's stages run on.
+    home : Home
+    store : JobStore
+    """
+
+    def __init__(self, profile: ClusterProfile, home: Home, store: JobStore):
+        super().__init__(home, store)
+        self.profile = profile
 
     def submit_pipeline(self, spec: PipelineSpec, *, sample: float | None = None,
                         no_cache: bool = False, from_stage: str | None = None,
@@ -84,7 +99,7 @@ class PipelineBackend(Backend):
         resumed_from : str, optional
             The run this one resumes (recorded).
         """
-        from shipyard.cluster import get_backend
+        from shipyard.backends import get_backend
 
         force: list[str] = list(force or [])
         reuse = dict(reuse or {})
@@ -105,7 +120,7 @@ class PipelineBackend(Backend):
                     if found is not None:
                         reuse[name] = {"job_id": found.job_id,
                                        "pipeline_id": found.pipeline_id}
-        get_backend(self.profile, self.home, self.store)._check_reachable()
+        get_backend(self.profile, self.home, self.store).check_reachable()
         record = self.store.create(
             lambda: new_job_id(spec.name), name=spec.name, cluster=self.profile.name,
             backend=self.profile.backend, max_attempts=1, timeout_s=spec.spec.timeout,
@@ -180,7 +195,7 @@ class PipelineBackend(Backend):
                 cwd=record.workdir or None, env=env, stdin=subprocess.DEVNULL,
                 stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
                 close_fds=True)
-        _reap_in_background(proc)
+        reap_in_background(proc)
         self.store.update(record.id, supervisor_pid=proc.pid,
                           supervisor_started=start_time(proc.pid))
 
@@ -212,13 +227,8 @@ class PipelineBackend(Backend):
         return self.lifecycle.lost(record, _DRIVER_LOST)
 
     def _cancel(self, record: JobRecord, timeout: float) -> None:
-        from shipyard.cluster.local import ask_supervisor_to_cancel
-
         # the driver cancels each running stage's job, which takes a few seconds each
         if ask_supervisor_to_cancel(self.store, record, max(timeout, 5.0) * 4):
             return
         stop_stages(self.home, self.store, record.id, "pipeline cancelled")
         self.store.transition(record.id, JobState.CANCELLED, "cancelled")
-
-    def _describe(self) -> dict[str, Any]:
-        return {"name": self.profile.name, "backend": self.profile.backend}

@@ -12,7 +12,7 @@ readers) a job over data several times the cluster's memory streams through it.
 
 Logs: what the workers print (``print``, logging to stdout/stderr) is forwarded to this
 process's stderr, hence the attempt log, one line per line with the time and the worker's
-name (:mod:`shipyard.cluster.worker_logs`), so remote workers' output stays with the job
+name (:mod:`shipyard.runtime.worker_logs`), so remote workers' output stays with the job
 when their cluster goes.
 """
 
@@ -26,7 +26,7 @@ from shipyard.core.errors import ClusterError
 if TYPE_CHECKING:
     from distributed import Client
 
-    from shipyard.cluster.worker_logs import DaskLogForwarding
+    from shipyard.runtime.worker_logs import DaskLogForwarding
     from shipyard.spec import Resources
 
 __all__ = ["DaskSession"]
@@ -92,7 +92,7 @@ class DaskSession:
         return self.client.scheduler.address
 
     def _forward_worker_output(self) -> None:
-        from shipyard.cluster.worker_logs import forward_dask_worker_output
+        from shipyard.runtime.worker_logs import forward_dask_worker_output
 
         # A LocalCluster's workers inherit this process's stderr: their forwarded lines
         # replace the raw ones. Remote workers also keep printing to their own logs.

@@ -10,8 +10,8 @@ from __future__ import annotations
 import socket
 from urllib.parse import urlparse
 
-from shipyard.cluster.base import ExistingCluster
-from shipyard.cluster.local import LocalBackend
+from shipyard.backends.base import ExistingCluster
+from shipyard.backends.local import LocalBackend
 from shipyard.core.errors import ClusterError, UsageError
 
 __all__ = ["DaskSchedulerBackend"]

@@ -15,7 +15,7 @@ A profile file::
     python: python         # ray: the interpreter that runs the job on the cluster
     resources: {workers: 2, threads_per_worker: 1, memory_per_worker: auto}
                            # local: the size of `shipyard cluster up local`, as a job
-                           # spec's spec.resources (see shipyard.cluster.local_settings)
+                           # spec's spec.resources (see shipyard.backends.local_settings)
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def known_profiles(home_clusters: Path) -> list[str]:
 def _read_profile(path: Path) -> ClusterProfile:
     import yaml
 
-    from shipyard.cluster import BACKENDS
+    from shipyard.backends import BACKENDS
     from shipyard.yamlio import load_yaml
 
     try:
@@ -80,7 +80,7 @@ def _read_profile(path: Path) -> ClusterProfile:
     if backend == "local":
         # checked where it enters, so a bad size fails the command that reads the
         # profile (exit 2), not the cluster process `cluster up` starts from it
-        from shipyard.cluster.local_settings import local_settings
+        from shipyard.backends.local_settings import local_settings
 
         local_settings(str(path), data)
     return ClusterProfile(name=name, backend=backend, address=address, settings=data,
@@ -132,7 +132,7 @@ def resolve_cluster(cluster: str | None, home_clusters: Path) -> ClusterProfile:
 def backend_of(record: Any, home: Any, store: Any):
     """The backend a job (not a pipeline) was submitted to, as its record names it: the
     profile's name, backend and address as they were then."""
-    from shipyard.cluster import get_backend
+    from shipyard.backends import get_backend
 
     profile = ClusterProfile(name=record.cluster, backend=record.backend,
                              address=record.cluster_address)

@@ -1,4 +1,4 @@
-"""Where jobs run: one module per backend behind :class:`~shipyard.cluster.base.Backend`.
+"""Where jobs run: one module per backend behind :class:`~shipyard.backends.base.Backend`.
 
 Backends are found by name through a lazy registry, so a backend's dependencies
 (``kubernetes``, ``ray``) are imported only when that backend is used.
@@ -10,8 +10,8 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from shipyard.cluster.base import Backend
-    from shipyard.cluster.profiles import ClusterProfile
+    from shipyard.backends.base import Backend
+    from shipyard.backends.profiles import ClusterProfile
     from shipyard.core.home import Home
     from shipyard.core.store import JobStore
 
@@ -19,10 +19,10 @@ __all__ = ["BACKENDS", "get_backend"]
 
 #: backend name -> "module:class", imported on first use
 BACKENDS = {
-    "local": "shipyard.cluster.local:LocalBackend",
-    "dask": "shipyard.cluster.dask_scheduler:DaskSchedulerBackend",
-    "ray": "shipyard.cluster.ray_jobs:RayJobsBackend",
-    "kubernetes": "shipyard.cluster.kubernetes:KubernetesBackend",
+    "local": "shipyard.backends.local:LocalBackend",
+    "dask": "shipyard.backends.dask_scheduler:DaskSchedulerBackend",
+    "ray": "shipyard.backends.ray_jobs:RayJobsBackend",
+    "kubernetes": "shipyard.backends.kubernetes.backend:KubernetesBackend",
 }
 
 

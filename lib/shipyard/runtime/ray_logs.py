@@ -3,7 +3,7 @@
 Ray already brings its workers' output into the driver's process (the runner, whose
 output is the attempt log), ``(RayTrainWorker pid=..., ip=...) line``, but without a
 time, so those lines could not be placed among the runner's own and the Dask workers'
-(:mod:`shipyard.cluster.worker_logs`). :func:`install_ray_log_timestamps` wraps
+(:mod:`shipyard.runtime.worker_logs`). :func:`install_ray_log_timestamps` wraps
 ``ray._private.worker.print_worker_logs``, the function the driver's log thread prints
 each batch of worker lines with (after Ray's deduplication), so that each line it prints
 starts with the time, in the runner's ``%(asctime)s`` format (:func:`format_time`)::
@@ -24,7 +24,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from shipyard.cluster.worker_logs import format_time
+from shipyard.runtime.worker_logs import format_time
 
 __all__ = ["install_ray_log_timestamps", "uninstall_ray_log_timestamps"]
 

@@ -1,6 +1,6 @@
 """The ``main`` of a detached process that carries one job to its end.
 
-A job's supervisor (``python -m shipyard.jobs.supervisor JOB_ID``) and a pipeline's
+A job's supervisor (``python -m shipyard.runtime.supervisor JOB_ID``) and a pipeline's
 driver (``python -m shipyard.pipelines.driver PIPELINE_ID``) are such processes: nothing
 else moves their job on, so an error of their own must still end the job, as FAILED
 with the error as its reason, rather than leave it RUNNING until someone notices.

@@ -1,10 +1,10 @@
-"""One attempt of a job: ``python -m shipyard.jobs.runner``.
+"""One attempt of a job: ``python -m shipyard.runtime.runner``.
 
 Every backend starts this same entrypoint with the same spec, so a job runs the same
 code on a laptop and on a cluster. The runner
 
 1. loads ``<run dir>/spec.yaml`` (validating it again: this is where it enters this process),
-2. gives the workload a :class:`~shipyard.context.JobContext` with a lazily started Dask client,
+2. gives the workload a :class:`~shipyard.runtime.context.JobContext` with a lazily started Dask client,
 3. writes ``result.json`` (atomically) when the workload returns,
 4. writes ``logs/attempt-<n>.outcome.json`` saying how the attempt ended, with the
    exception's one-line summary as the reason; the traceback goes to the attempt log.
@@ -156,10 +156,10 @@ def run_attempt(run_dir: Path, job_id: str, attempt: int, dask_address: str | No
                 db: str | None, ray_address: str | None = None,
                 storage=None, dask_connect_timeout: float | None = None) -> dict[str, Any]:
     """Run the workload once and return the outcome (also written to the outcome file)."""
-    from shipyard.cluster.dask_session import DaskSession
-    from shipyard.cluster.ray_session import RaySession
-    from shipyard.cluster.task_progress import TaskPoller
-    from shipyard.context import JobContext
+    from shipyard.runtime.dask_session import DaskSession
+    from shipyard.runtime.ray_session import RaySession
+    from shipyard.runtime.task_progress import TaskPoller
+    from shipyard.runtime.context import JobContext
     from shipyard.spec import load
 
     started = time.time()
@@ -212,7 +212,7 @@ def run_attempt(run_dir: Path, job_id: str, attempt: int, dask_address: str | No
 
 def _write_report(run_dir: Path, job_id: str, outcome: dict[str, Any]) -> None:
     """The attempt's report page (a failed attempt's too: it shows the log's tail)."""
-    from shipyard.jobs.reporting import write_job_report
+    from shipyard.runtime.reporting import write_job_report
 
     sys.stdout.flush()
     sys.stderr.flush()
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     capture = contextlib.nullcontext()
     if storage is not None:
         # the pod's log goes with the pod: keep a copy with the results
-        from shipyard.jobs.log_capture import tee_output
+        from shipyard.runtime.log_capture import tee_output
 
         capture = tee_output(attempt_log_path(args.run_dir, attempt))
     with capture:

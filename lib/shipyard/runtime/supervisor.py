@@ -1,7 +1,7 @@
-"""The supervisor of one job: ``python -m shipyard.jobs.supervisor JOB_ID``.
+"""The supervisor of one job: ``python -m shipyard.runtime.supervisor JOB_ID``.
 
 The local and ``dask`` backends start one, detached (its own session), per job. It
-runs each attempt as a child process, ``python -m shipyard.jobs.runner``, in a process
+runs each attempt as a child process, ``python -m shipyard.runtime.runner``, in a process
 group of its own, and
 
 - moves the job through its states in the store (PENDING -> RUNNING -> ...),
@@ -31,7 +31,7 @@ from shipyard.core.procs import start_time, terminate_tree
 from shipyard.core.runner_cli import runner_command
 from shipyard.core.states import FailureKind, JobState
 from shipyard.core.store import JobRecord, JobStore
-from shipyard.jobs.process_main import job_process_main
+from shipyard.runtime.process_main import job_process_main
 
 __all__ = ["Supervisor", "main"]
 
@@ -191,7 +191,7 @@ def _start(home: Home, job_id: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    return job_process_main("shipyard.jobs.supervisor", "supervisor", _start, log, argv)
+    return job_process_main("shipyard.runtime.supervisor", "supervisor", _start, log, argv)
 
 
 if __name__ == "__main__":

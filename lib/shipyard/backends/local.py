@@ -1,11 +1,11 @@
 """The ``local`` backend: jobs run on this machine, one detached supervisor each.
 
-``submit`` starts ``python -m shipyard.jobs.supervisor JOB_ID`` in a session of its
+``submit`` starts ``python -m shipyard.runtime.supervisor JOB_ID`` in a session of its
 own (it outlives the CLI that started it); the supervisor runs each attempt as a child
 process with a Dask ``LocalCluster`` sized from ``spec.resources``.
 
 ``shipyard cluster up local`` starts one long-lived LocalCluster instead
-(``python -m shipyard.cluster.local_daemon``), sized by the profile's ``resources``;
+(``python -m shipyard.backends.local_daemon``), sized by the profile's ``resources``;
 while it is up, local jobs compute on it rather than starting their own, which saves
 the cluster start per attempt. ``up`` waits for that process to report on a pipe that
 the cluster is up or why it is not; a process that dies closes the pipe, so ``up``
@@ -24,14 +24,14 @@ import selectors
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from shipyard.cluster.base import Backend
+from shipyard.backends.base import Backend
 from shipyard.core.errors import ClusterError, UsageError
-from shipyard.core.procs import is_alive, start_time, terminate_tree
+from shipyard.core.lifecycle import ask_supervisor_to_cancel
+from shipyard.core.procs import is_alive, reap_in_background, start_time, terminate_tree
 from shipyard.core.states import JobState
 from shipyard.core.store import JobRecord
 
@@ -39,12 +39,6 @@ __all__ = ["LocalBackend"]
 
 #: A PENDING job whose supervisor pid is still unrecorded after this long is lost.
 _START_GRACE = 30.0
-
-
-def _reap_in_background(proc: subprocess.Popen) -> None:
-    # The supervisor outlives us if we exit first; if we live longer (a notebook,
-    # a test run), wait for it so it does not linger as a zombie.
-    threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
 
 
 def _read_report(fd: int, wait: float) -> dict[str, Any] | None:
@@ -70,27 +64,6 @@ def _read_report(fd: int, wait: float) -> dict[str, Any] | None:
     return report if isinstance(report, dict) else {}
 
 
-def ask_supervisor_to_cancel(store, record: JobRecord, wait: float) -> bool:
-    """Flag the job for cancellation and SIGTERM its supervisor (or pipeline driver);
-    return whether the job ended within ``wait`` seconds. False also when the supervisor
-    is gone: the caller then stops what it left running."""
-    store.request_cancel(record.id)
-    alive = is_alive(record.supervisor_pid, record.supervisor_started)
-    if alive:
-        try:
-            os.kill(record.supervisor_pid, signal.SIGTERM)
-        except ProcessLookupError:
-            alive = False
-    deadline = time.monotonic() + wait
-    while alive and time.monotonic() < deadline:
-        if store.get(record.id).state.is_terminal():
-            return True
-        time.sleep(0.05)
-        # a process signalled before it set its handler (just started) dies of it
-        alive = is_alive(record.supervisor_pid, record.supervisor_started)
-    return store.get(record.id).state.is_terminal()
-
-
 class LocalBackend(Backend):
     """Jobs on this machine, each under a detached supervisor process."""
 
@@ -107,13 +80,13 @@ class LocalBackend(Backend):
         env = dict(os.environ, SHIPYARD_HOME=str(self.home.root), PYTHONUNBUFFERED="1")
         with open(log_path, "ab") as log_file:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "shipyard.jobs.supervisor", record.id],
+                [sys.executable, "-m", "shipyard.runtime.supervisor", record.id],
                 cwd=record.workdir or None, env=env, stdin=subprocess.DEVNULL,
                 stdout=log_file, stderr=subprocess.STDOUT,
                 start_new_session=True,  # detached: Ctrl-C in this terminal does not reach it
                 close_fds=True,
             )
-        _reap_in_background(proc)
+        reap_in_background(proc)
         self.store.update(record.id, supervisor_pid=proc.pid,
                           supervisor_started=start_time(proc.pid))
         if record.cluster_address:
@@ -178,7 +151,7 @@ class LocalBackend(Backend):
     def _up(self, wait: float = 60.0) -> dict[str, Any]:
         if self._daemon_state():
             return self._describe()
-        from shipyard.cluster.local_settings import local_settings
+        from shipyard.backends.local_settings import local_settings
 
         resources = local_settings(self.profile.source or self.profile.name,
                                    self.profile.settings).resources
@@ -188,7 +161,7 @@ class LocalBackend(Backend):
         # pipe closes when it dies, so a death is seen at once, not after `wait`
         read_fd, write_fd = os.pipe()
         try:
-            command = [sys.executable, "-m", "shipyard.cluster.local_daemon",
+            command = [sys.executable, "-m", "shipyard.backends.local_daemon",
                        "--state", str(self._state_path),
                        "--resources", resources.model_dump_json(),
                        "--ready-fd", str(write_fd)]
@@ -209,7 +182,7 @@ class LocalBackend(Backend):
         finally:
             os.close(read_fd)
         if report is not None and report.get("ok") and self._daemon_state():
-            _reap_in_background(proc)
+            reap_in_background(proc)
             return self._describe()
         raise self._start_failure(proc, report, wait, log_path)
 

@@ -8,7 +8,7 @@ format, :func:`format_time`) and the worker it came from::
 
     2026-11-25 10:00:00,123 worker-0 stdout: loaded 8 partitions
 
-(A Ray worker's output reaches the driver already; :mod:`shipyard.cluster.ray_logs`
+(A Ray worker's output reaches the driver already; :mod:`shipyard.runtime.ray_logs`
 puts the same time in front of its lines.)
 
 :func:`forward_dask_worker_output` subscribes the client to its own event topic (the

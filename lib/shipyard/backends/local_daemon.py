@@ -1,4 +1,4 @@
-"""A long-lived local Dask cluster: ``python -m shipyard.cluster.local_daemon``.
+"""A long-lived local Dask cluster: ``python -m shipyard.backends.local_daemon``.
 
 Started by ``shipyard cluster up local``, stopped by ``shipyard cluster down local``
 (SIGTERM). While it runs, its state file (scheduler address, dashboard, pid) tells
@@ -87,7 +87,7 @@ def _start(args: argparse.Namespace):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shipyard.cluster.local_daemon")
+    parser = argparse.ArgumentParser(prog="python -m shipyard.backends.local_daemon")
     parser.add_argument("--state", required=True, type=Path)
     parser.add_argument("--resources", default="{}", help="JSON: spec.resources fields")
     parser.add_argument("--ready-fd", type=int, default=None,

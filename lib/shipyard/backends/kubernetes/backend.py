@@ -1,9 +1,10 @@
 """The ``kubernetes`` backend: each job is a DaskJob, RayJob or batch/v1 Job on a cluster.
 
 ``--cluster NAME`` with a profile that says ``backend: kubernetes`` (``cluster/kubernetes.yaml``
-documents every setting). The backend talks to the API server with the official
-``kubernetes`` client, found as kubectl finds it (``kubeconfig``/``context`` of the
-profile, ``$KUBECONFIG``, ``~/.kube/config``, else the pod's in-cluster account).
+documents every setting). The backend talks to the API server through
+:mod:`~shipyard.backends.kubernetes.client` (credentials, bounded and retried requests),
+renders the resources with :mod:`~shipyard.backends.kubernetes.render` and reads their
+state with :mod:`~shipyard.backends.kubernetes.status`; what follows is its own part.
 
 - **Submitting** creates the workload's resource, then its spec ConfigMap (owned by the
   resource, so Kubernetes deletes both). Names follow from the job id, so creating the same
@@ -15,9 +16,9 @@ profile, ``$KUBECONFIG``, ``~/.kube/config``, else the pod's in-cluster account)
   backend does.
 - **Timeouts** count from the start of the run: a Job's and a DaskJob's runner pod has
   ``activeDeadlineSeconds``; a RayJob's deadline also counts its cluster's provisioning
-  (see :mod:`shipyard.cluster.k8s_render`), so the reader that sees its Ray job running
+  (see :mod:`shipyard.backends.kubernetes.render`), so the reader that sees its Ray job running
   past ``spec.timeout`` stops it, as the ``ray`` backend does.
-- **States** come from :mod:`shipyard.cluster.k8s_status` (conditions, pods, events); a
+- **States** come from :mod:`shipyard.backends.kubernetes.status` (conditions, pods, events); a
   pod that cannot start (image pull, scheduling) puts its reason on the PENDING job, and
   after the profile's ``start_timeout`` fails it, rather than leaving it pending forever.
 - **Results**: the runner in the pod keeps its run directory in the profile's object
@@ -25,9 +26,8 @@ profile, ``$KUBECONFIG``, ``~/.kube/config``, else the pod's in-cluster account)
   run directory, with the runner pods' logs, so ``result`` and ``logs`` work after
   Kubernetes has cleaned up.
 - **Cancel** deletes the resource and its ConfigMap with foreground propagation.
-- Requests have timeouts; 429 and 5xx answers and dropped connections are retried a few
-  times, then reported (exit 3); 403 names the missing permission
-  (``k8s/submitter-role.yaml``).
+- An API that keeps failing is reported (exit 3) after ``UNREACHABLE_LIMIT``; until then
+  reads keep the states they know.
 """
 
 from __future__ import annotations
@@ -35,23 +35,20 @@ from __future__ import annotations
 import json
 import math
 import logging
-import os
 import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from shipyard import __version__
-from shipyard.cluster.base import Backend
+from shipyard.backends.base import Backend
 from shipyard.core.atomic import write_json_atomic, write_text_atomic
 from shipyard.core.lifecycle import TIMEOUT_REASON, run_time_left, timed_out
-from shipyard.cluster.k8s_render import (
-    ANNOTATION_JOB_ID, KINDS, LABEL_ATTEMPT, LABEL_JOB, LABEL_ROLE, PER_ATTEMPT,
+from shipyard.backends.kubernetes.render import (
+    ANNOTATION_JOB_ID, LABEL_ATTEMPT, LABEL_JOB, LABEL_ROLE, PER_ATTEMPT,
     redirect_local_outputs, render, resource_kind, resource_name, submission_warnings,
 )
-from shipyard.cluster.k8s_settings import KubernetesSettings, kubernetes_settings
-from shipyard.cluster.k8s_status import Observed, observe
-from shipyard.core.errors import ClusterError, UsageError
+from shipyard.backends.kubernetes.client import KubernetesClient
+from shipyard.backends.kubernetes.settings import KubernetesSettings, kubernetes_settings
+from shipyard.backends.kubernetes.status import Observed, observe
+from shipyard.core.errors import ClusterError
 from shipyard.core.home import RunDir, attempt_log_path, read_outcome
 from shipyard.core.states import FailureKind, JobState
 from shipyard.core.store import JobRecord
@@ -62,30 +59,14 @@ log = logging.getLogger("shipyard.kubernetes")
 
 #: In the run directory: the profile the job was submitted with (readers need it).
 PROFILE_FILE = "kubernetes-profile.json"
-_TRANSIENT = {429, 500, 502, 503, 504}
-_CLIENTS: dict[tuple, Any] = {}
 #: profile name -> when its API started failing (monotonic), while it fails
 _FAILING_SINCE: dict[str, float] = {}
-
-
-def _retry_after(err: Any) -> float | None:
-    try:
-        return float((getattr(err, "headers", None) or {}).get("Retry-After"))
-    except (TypeError, ValueError):
-        return None
 
 
 class KubernetesBackend(Backend):
     """Jobs as Kubernetes resources (see the module docstring)."""
 
     name = "kubernetes"
-    #: (connect, read) seconds for each request
-    REQUEST_TIMEOUT = (5.0, 30.0)
-    #: attempts per request while the API answers 429/5xx or drops the connection, the
-    #: first wait between them (doubling), and the longest wait a Retry-After may ask for
-    REQUEST_ATTEMPTS = 4
-    RETRY_DELAY = 0.5
-    RETRY_AFTER_MAX = 5.0
     #: the longest a reader waits on one watch before looking again
     WATCH_SECONDS = 10
     #: `logs --follow` reads the pod's whole log each time: not every 0.2s
@@ -116,126 +97,10 @@ class KubernetesBackend(Backend):
             raise ClusterError(f"job {record.id}: its Kubernetes settings ({path}) cannot be "
                                f"read: {err}") from None
 
-    def _api(self, settings: KubernetesSettings):
-        # one client per kubeconfig and context in the process (a `wait` reads the job many
-        # times, each through a new backend object; the connection pool is kept)
-        key = (settings.kubeconfig, settings.context, os.environ.get("KUBECONFIG"))
-        if key not in _CLIENTS:
-            _CLIENTS[key] = self._connect(settings)
-        return _CLIENTS[key]
-
-    def _connect(self, settings: KubernetesSettings):
-        try:
-            from kubernetes import client, config
-        except ImportError:
-            raise UsageError("the kubernetes backend needs the official client: "
-                             "pip install 'shipyard[k8s]'") from None
-        configuration = client.Configuration()
-        kubeconfig = settings.kubeconfig or os.environ.get("KUBECONFIG")
-        default = Path.home() / ".kube" / "config"
-        try:
-            if kubeconfig or default.is_file():
-                config.load_kube_config(config_file=kubeconfig, context=settings.context,
-                                        client_configuration=configuration,
-                                        persist_config=False)
-            else:
-                config.load_incluster_config(client_configuration=configuration)
-        except (config.ConfigException, OSError, ValueError) as err:
-            raise ClusterError(
-                f"cluster {self.profile.name!r}: no usable Kubernetes credentials ({err}); "
-                "set `kubeconfig`/`context` in the profile, KUBECONFIG, or ~/.kube/config "
-                "(or run inside a pod with a service account)") from None
-        api = client.ApiClient(configuration)
-        api.user_agent = f"shipyard/{__version__}"
-        return api
-
-    def _call(self, settings: KubernetesSettings, what: str, method: Callable, *args: Any,
-              missing_ok: bool = False, conflict_ok: bool = False, **kwargs: Any) -> Any:
-        """One API request: bounded, retried while the API is overloaded or unreachable.
-
-        Returns None for a 404 with ``missing_ok`` and ``"conflict"`` for a 409 with
-        ``conflict_ok``; every other failure is a ClusterError naming what was attempted.
-        """
-        from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError
-
-        kwargs.setdefault("_request_timeout", self.REQUEST_TIMEOUT)
-        delay = self.RETRY_DELAY
-        for attempt in range(1, self.REQUEST_ATTEMPTS + 1):
-            last = attempt == self.REQUEST_ATTEMPTS
-            try:
-                return method(*args, **kwargs)
-            except ApiException as err:
-                if err.status == 404 and missing_ok:
-                    return None
-                if err.status == 409 and conflict_ok:
-                    return "conflict"
-                if err.status in _TRANSIENT and not last:
-                    time.sleep(min(_retry_after(err) or delay, self.RETRY_AFTER_MAX))
-                    delay *= 2
-                    continue
-                raise self._api_error(settings, what, err) from None
-            except (HTTPError, OSError) as err:
-                if not last:
-                    time.sleep(delay)
-                    delay *= 2
-                    continue
-                raise ClusterError(
-                    f"cannot reach the Kubernetes API of cluster {self.profile.name!r} to "
-                    f"{what} ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''});"
-                    " check the kubeconfig's server address and that the cluster is up"
-                ) from None
-        raise AssertionError("unreachable")
-
-    def _api_error(self, settings: KubernetesSettings, what: str, err: Any) -> ClusterError:
-        try:
-            message = json.loads(err.body).get("message") or err.reason
-        except (TypeError, ValueError, AttributeError):
-            message = err.reason
-        where = f"in namespace {settings.namespace!r} of cluster {self.profile.name!r}"
-        if err.status == 403:
-            return ClusterError(
-                f"Kubernetes refused to {what} {where} (403 Forbidden: {message}); the "
-                "submitting account needs the shipyard-submitter Role of k8s/submitter-role.yaml "
-                "(kubectl apply -k k8s/)")
-        if err.status == 401:
-            return ClusterError(f"Kubernetes did not accept the credentials to {what} {where} "
-                                f"(401: {message}); log in again or fix the kubeconfig")
-        return ClusterError(f"Kubernetes could not {what} {where} ({err.status} {message})")
+    def _client(self, settings: KubernetesSettings) -> KubernetesClient:
+        return KubernetesClient(settings, self.profile.name)
 
     # -- the resources of a job ----------------------------------------------------------------
-
-    def _resource_api(self, settings: KubernetesSettings, kind: str) -> _ResourceApi:
-        """The calls for resources of ``kind`` (a Job through BatchV1Api, the custom
-        resources through CustomObjectsApi)."""
-        from kubernetes import client
-
-        api = self._api(settings)
-        ns = settings.namespace
-        if kind == "Job":
-            batch = client.BatchV1Api(api)
-            return _ResourceApi(
-                create=lambda body, **kw: batch.create_namespaced_job(ns, body, **kw),
-                get=lambda name, **kw: batch.read_namespaced_job(name, ns, **kw),
-                delete=lambda name, **kw: batch.delete_namespaced_job(
-                    name, ns, propagation_policy="Foreground", **kw),
-                lister=batch.list_namespaced_job, lister_args=(ns,))
-        api_version, _, plural = KINDS[kind]
-        group, version = api_version.split("/")
-        custom = client.CustomObjectsApi(api)
-        return _ResourceApi(
-            create=lambda body, **kw: custom.create_namespaced_custom_object(
-                group, version, ns, plural, body, **kw),
-            get=lambda name, **kw: custom.get_namespaced_custom_object(
-                group, version, ns, plural, name, **kw),
-            delete=lambda name, **kw: custom.delete_namespaced_custom_object(
-                group, version, ns, plural, name, propagation_policy="Foreground", **kw),
-            lister=custom.list_namespaced_custom_object,
-            lister_args=(group, version, ns, plural))
-
-    def _plain(self, settings: KubernetesSettings, obj: Any) -> dict[str, Any]:
-        """An API object as the JSON the API sent (camelCase keys)."""
-        return self._api(settings).sanitize_for_serialization(obj) if obj is not None else {}
 
     def _spec(self, record: JobRecord):
         from shipyard.spec import load
@@ -258,7 +123,7 @@ class KubernetesBackend(Backend):
         from kubernetes import client
 
         settings = self._settings()
-        self._call(settings, "read the server version", client.VersionApi(self._api(settings)).get_code)
+        self._client(settings).call("read the server version", client.VersionApi(self._client(settings).api).get_code)
 
     def _scheduler_address(self) -> str | None:
         return None
@@ -273,17 +138,17 @@ class KubernetesBackend(Backend):
         spec = self._spec(record)
         config_map, resource = render(spec, settings, record.id, record.attempt)
         kind, name = resource["kind"], resource["metadata"]["name"]
-        calls = self._resource_api(settings, kind)
-        if self._call(settings, f"create {kind} {name}", calls.create, resource,
+        calls = self._client(settings).resources(kind)
+        if self._client(settings).call(f"create {kind} {name}", calls.create, resource,
                       conflict_ok=True) == "conflict":
-            existing = self._plain(settings, self._call(settings, f"read {kind} {name}",
+            existing = self._client(settings).plain(self._client(settings).call(f"read {kind} {name}",
                                                         calls.get, name))
             owner = (existing.get("metadata", {}).get("annotations") or {}).get(ANNOTATION_JOB_ID)
             if owner != record.id:
                 raise ClusterError(f"a {kind} named {name} already exists in namespace "
                                    f"{settings.namespace!r} and belongs to {owner or 'someone else'}")
             log.info("%s %s already exists; not creating it again", kind, name)
-        created = self._plain(settings, self._call(settings, f"read {kind} {name}", calls.get,
+        created = self._client(settings).plain(self._client(settings).call(f"read {kind} {name}", calls.get,
                                                    name))
         uid = created.get("metadata", {}).get("uid")
         if uid:
@@ -291,9 +156,9 @@ class KubernetesBackend(Backend):
             config_map["metadata"]["ownerReferences"] = [{
                 "apiVersion": resource["apiVersion"], "kind": kind, "name": name, "uid": uid,
                 "blockOwnerDeletion": False}]
-        core = client.CoreV1Api(self._api(settings))
+        core = client.CoreV1Api(self._client(settings).api)
         try:
-            self._call(settings, f"create ConfigMap {config_map['metadata']['name']}",
+            self._client(settings).call(f"create ConfigMap {config_map['metadata']['name']}",
                        core.create_namespaced_config_map, settings.namespace, config_map,
                        conflict_ok=True)
         except ClusterError:
@@ -330,10 +195,10 @@ class KubernetesBackend(Backend):
             selector += f",{LABEL_ATTEMPT}={record.attempt}"
         if role:
             selector += f",{LABEL_ROLE}={role}"
-        core = client.CoreV1Api(self._api(settings))
-        pods = self._call(settings, "list the job's pods", core.list_namespaced_pod,
+        core = client.CoreV1Api(self._client(settings).api)
+        pods = self._client(settings).call("list the job's pods", core.list_namespaced_pod,
                           settings.namespace, label_selector=selector)
-        items = self._plain(settings, pods).get("items") or []
+        items = self._client(settings).plain(pods).get("items") or []
         return sorted(items, key=lambda p: p["metadata"].get("creationTimestamp") or "")
 
     def _events(self, settings: KubernetesSettings, pods: list[dict[str, Any]],
@@ -342,26 +207,26 @@ class KubernetesBackend(Backend):
         of the resource itself while it has no pod (a quota refusing them)."""
         from kubernetes import client
 
-        core = client.CoreV1Api(self._api(settings))
+        core = client.CoreV1Api(self._client(settings).api)
         events = {}
         names = [p["metadata"]["name"] for p in pods
                  if (p.get("status") or {}).get("phase") in (None, "Pending")]
         for name in names if pods else [resource]:
-            found = self._call(settings, "list the job's events", core.list_namespaced_event,
+            found = self._client(settings).call("list the job's events", core.list_namespaced_event,
                                settings.namespace,
                                field_selector=f"involvedObject.name={name},type=Warning")
-            events[name] = self._plain(settings, found).get("items") or []
+            events[name] = self._client(settings).plain(found).get("items") or []
         return events
 
     def _observe(self, settings: KubernetesSettings, record: JobRecord
                  ) -> tuple[Observed | None, str]:
         kind = self._kind(record)
         name = self._name(record, kind)
-        resource = self._call(settings, f"read {kind} {name}",
-                              self._resource_api(settings, kind).get, name, missing_ok=True)
+        resource = self._client(settings).call(f"read {kind} {name}",
+                              self._client(settings).resources(kind).get, name, missing_ok=True)
         if resource is None:
             return None, kind
-        resource = self._plain(settings, resource)
+        resource = self._client(settings).plain(resource)
         version = (resource.get("metadata") or {}).get("resourceVersion")
         if version:
             self._read_versions[record.id] = version
@@ -537,7 +402,7 @@ class KubernetesBackend(Backend):
             # a Ray job past its timeout changes nothing the watch sees either
             longest = min(longest, self._run_time_left(record))
         seconds = max(1, math.ceil(longest))
-        calls = self._resource_api(settings, kind)
+        calls = self._client(settings).resources(kind)
         # From the version last read: a change made between that read and this watch is
         # sent too (the server answers 410 Gone for a version too old: read again).
         read = self._read_versions.get(record.id)
@@ -548,7 +413,7 @@ class KubernetesBackend(Backend):
             for event in watcher.stream(calls.lister, *calls.lister_args,
                                         field_selector=f"metadata.name={name}",
                                         timeout_seconds=seconds, **since,
-                                        _request_timeout=(self.REQUEST_TIMEOUT[0], seconds + 5)):
+                                        _request_timeout=(KubernetesClient.REQUEST_TIMEOUT[0], seconds + 5)):
                 # ADDED is the object as it is now, sent first by a watch that starts from
                 # no version: a change only if it is not the version last read
                 now = ((event.get("raw_object") or {}).get("metadata") or {}).get(
@@ -618,9 +483,9 @@ class KubernetesBackend(Backend):
     def _pod_log(self, settings: KubernetesSettings, pod: dict[str, Any]) -> bytes:
         from kubernetes import client
 
-        core = client.CoreV1Api(self._api(settings))
+        core = client.CoreV1Api(self._client(settings).api)
         container = pod["spec"]["containers"][0]["name"]
-        response = self._call(settings, "read the runner's log", core.read_namespaced_pod_log,
+        response = self._client(settings).call("read the runner's log", core.read_namespaced_pod_log,
                               pod["metadata"]["name"], settings.namespace, container=container,
                               missing_ok=True, _preload_content=False)
         return response.data if response is not None else b""
@@ -659,14 +524,14 @@ class KubernetesBackend(Backend):
 
         kind = self._kind(record)
         name = self._name(record, kind)
-        calls = self._resource_api(settings, kind)
-        self._call(settings, f"delete {kind} {name}", calls.delete, name, missing_ok=True)
-        core = client.CoreV1Api(self._api(settings))
-        self._call(settings, f"delete ConfigMap {name}-spec", core.delete_namespaced_config_map,
+        calls = self._client(settings).resources(kind)
+        self._client(settings).call(f"delete {kind} {name}", calls.delete, name, missing_ok=True)
+        core = client.CoreV1Api(self._client(settings).api)
+        self._client(settings).call(f"delete ConfigMap {name}-spec", core.delete_namespaced_config_map,
                    f"{name}-spec", settings.namespace, missing_ok=True)
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            if self._call(settings, f"read {kind} {name}", calls.get, name,
+            if self._client(settings).call(f"read {kind} {name}", calls.get, name,
                           missing_ok=True) is None:
                 return
             time.sleep(0.2)
@@ -693,24 +558,12 @@ class KubernetesBackend(Backend):
         info = {"name": self.profile.name, "backend": self.name, "up": False,
                 "address": None, "namespace": settings.namespace}
         try:
-            info["address"] = self._api(settings).configuration.host
+            info["address"] = self._client(settings).api.configuration.host
             self._check_reachable()
             info["up"] = True
         except ClusterError as err:
             info["error"] = err.message
         return info
-
-
-@dataclass(frozen=True)
-class _ResourceApi:
-    """The client calls for one kind of resource: create(body), get(name), delete(name),
-    and the list call a watch streams (with its leading arguments)."""
-
-    create: Callable[..., Any]
-    get: Callable[..., Any]
-    delete: Callable[..., Any]
-    lister: Callable[..., Any]
-    lister_args: tuple
 
 
 def _disrupted(pod: dict[str, Any]) -> bool:

@@ -26,8 +26,8 @@ from shipyard.report.figures import FigureSet
 if TYPE_CHECKING:
     from distributed import Client
 
-    from shipyard.cluster.dask_session import DaskSession
-    from shipyard.cluster.ray_session import RaySession
+    from shipyard.runtime.dask_session import DaskSession
+    from shipyard.runtime.ray_session import RaySession
     from shipyard.spec import JobSpec
 
 __all__ = ["JobContext"]

@@ -10,7 +10,7 @@ address would join whatever cluster ``ray start`` last left on this machine.
 
 Ray prints its workers' output in this (the driver's) process, ``(RayTrainWorker pid=...,
 ip=...) line``; :meth:`RaySession.start` puts the time in front of each such line
-(:func:`shipyard.cluster.ray_logs.install_ray_log_timestamps`).
+(:func:`shipyard.runtime.ray_logs.install_ray_log_timestamps`).
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class RaySession:
             return
         import ray
 
-        from shipyard.cluster.ray_logs import install_ray_log_timestamps
+        from shipyard.runtime.ray_logs import install_ray_log_timestamps
 
         quiet_auth_notice()
         install_ray_log_timestamps()  # before the first worker line; never raises
@@ -138,7 +138,7 @@ class RaySession:
             return
         import ray
 
-        from shipyard.cluster.ray_logs import uninstall_ray_log_timestamps
+        from shipyard.runtime.ray_logs import uninstall_ray_log_timestamps
 
         self.started = False
         try:
