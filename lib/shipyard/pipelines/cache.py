@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import shipyard
 from shipyard.core.atomic import write_json_atomic
+from shipyard.core.workloads import data_fields, workload
 from shipyard.data.files import filesystem
 
 if TYPE_CHECKING:
@@ -77,33 +78,25 @@ def fingerprint(path: str, storage_options: dict[str, Any] | None = None) -> lis
 
 def _inputs(spec: JobSpec, own_output: str | None) -> list[tuple[str, dict[str, Any]]]:
     """The ``(path, storage_options)`` a stage reads."""
-    block = spec.workload
     name = spec.workload_name
-    found: list[Any] = []
-    if name == "dataframe":
-        found = list(block.inputs.values())
-    elif name == "sklearn":
-        found = [block.input, block.batch_predict.input if block.batch_predict else None]
-        if block.model:
-            return [(block.model, {})] + [(i.path, i.storage_options) for i in found if i]
-    elif name == "torch":
-        found = [block.data]
-    elif name == "python":
-        # a python stage declares no inputs: the parameters (at any depth) that name
-        # existing paths, other than its own output and what lies in it, are what it reads
-        from shipyard.spec.pipeline import strings
+    if workload(name).declares_inputs:
+        return [(found.path, found.storage_options)
+                for found in data_fields(name, spec.to_dict()["spec"][name]) if not found.output]
+    # the block does not say what it reads (a python stage's parameters): the parameters
+    # (at any depth) that name existing paths, other than its own output and what lies
+    # in it, are what it reads
+    from shipyard.spec.pipeline import strings
 
-        own = None if own_output is None else Path(own_output).resolve()
-        paths = []
-        for value in strings(block.params):
-            if not (isinstance(value, str) and value and "://" not in value
-                    and Path(value).exists()):
-                continue
-            if own is not None and Path(value).resolve().is_relative_to(own):
-                continue  # written by the stage itself: not what it read
-            paths.append((value, {}))
-        return paths
-    return [(i.path, i.storage_options) for i in found if i is not None]
+    own = None if own_output is None else Path(own_output).resolve()
+    paths = []
+    for value in strings(spec.workload.params):
+        if not (isinstance(value, str) and value and "://" not in value
+                and Path(value).exists()):
+            continue
+        if own is not None and Path(value).resolve().is_relative_to(own):
+            continue  # written by the stage itself: not what it read
+        paths.append((value, {}))
+    return paths
 
 
 @functools.cache
@@ -122,10 +115,9 @@ def code_digest(spec: JobSpec) -> dict[str, str]:
     from shipyard.entrypoints import resolve_callable
 
     code = {"shipyard": _package_digest()}
-    reference = {"python": lambda b: b.entrypoint, "torch": lambda b: b.train_loop}.get(
-        spec.workload_name)
-    if reference is not None:
-        entrypoint = reference(spec.workload)
+    field = workload(spec.workload_name).code
+    if field is not None:
+        entrypoint = getattr(spec.workload, field)
         search = [p for p in (spec.base_dir, str(Path.cwd())) if p]
         try:
             source = inspect.getsourcefile(resolve_callable(entrypoint, search))

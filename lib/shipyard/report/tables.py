@@ -1,4 +1,5 @@
-"""The result tables of a job's report, read from its ``result.json``, per workload.
+"""The result tables of a job's report, read from its ``result.json``, per workload (each
+workload's descriptor in :mod:`shipyard.core.workloads` names its builder here).
 
 - dataframe: rows in, read and out; rows after each step; the input's profile;
 - sklearn: the models (CV score, test metrics, best parameters), the significance
@@ -13,7 +14,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Table", "result_tables"]
+from shipyard.core.workloads import WORKLOADS, resolve
+
+__all__ = ["Table", "result_tables", "dataframe_tables", "sklearn_tables", "torch_tables",
+           "python_tables"]
 
 
 @dataclass
@@ -37,7 +41,7 @@ def _short(value: Any, limit: int = 120) -> Any:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _dataframe(result: dict[str, Any]) -> list[Table]:
+def dataframe_tables(result: dict[str, Any]) -> list[Table]:
     rows = result.get("rows") or {}
     tables = [Table("Rows", ["input", "read", "output", "partitions", "partition size (MiB)"],
                     [[rows.get("input"), rows.get("read"), rows.get("output"),
@@ -77,7 +81,7 @@ def _metric_names(models: dict[str, Any]) -> list[str]:
     return names
 
 
-def _sklearn(result: dict[str, Any]) -> list[Table]:
+def sklearn_tables(result: dict[str, Any]) -> list[Table]:
     models = result.get("models") or {}
     best = result.get("best_model")
     tables: list[Table] = []
@@ -133,7 +137,7 @@ _EPOCH_COLUMNS = ("epoch", "train_loss", "val_loss", "train_accuracy", "val_accu
                   "samples_per_s", "elapsed_s")
 
 
-def _torch(result: dict[str, Any]) -> list[Table]:
+def torch_tables(result: dict[str, Any]) -> list[Table]:
     tables: list[Table] = []
     test = result.get("test_metrics")
     if isinstance(test, dict) and test:
@@ -154,7 +158,7 @@ def _torch(result: dict[str, Any]) -> list[Table]:
     return tables
 
 
-def _python(result: dict[str, Any]) -> list[Table]:
+def python_tables(result: dict[str, Any]) -> list[Table]:
     value = result.get("value")
     if isinstance(value, dict):
         return [Table("Returned value", ["key", "value"],
@@ -171,18 +175,13 @@ def _pipeline(result: dict[str, Any]) -> list[Table]:
         overview.rows.append([name, stage.get("workload"), stage.get("state"),
                               "yes" if stage.get("cached") else "no", stage.get("seconds"),
                               stage.get("job_id") or "", stage.get("reason") or ""])
-        build = _BY_WORKLOAD.get(stage.get("workload") or "")
-        if build is not None and stage.get("result"):
-            for table in build(stage["result"]):
+        if stage.get("result"):
+            for table in result_tables(stage.get("workload"), stage["result"]):
                 table.title = f"{name}: {table.title}"
                 tables.append(table)
     overview.note = ("Cached stages reuse the result of the job named (same spec, inputs "
                      "and code); each stage's own page is runs/<job>/report/index.html.")
     return tables
-
-
-_BY_WORKLOAD = {"dataframe": _dataframe, "sklearn": _sklearn, "torch": _torch,
-                "python": _python, "pipeline": _pipeline}
 
 
 def result_tables(workload: str | None, result: dict[str, Any]) -> list[Table]:
@@ -193,5 +192,7 @@ def result_tables(workload: str | None, result: dict[str, Any]) -> list[Table]:
     >>> [t.title for t in result_tables("python", {"value": {"rows": 3}})]
     ['Returned value']
     """
-    build = _BY_WORKLOAD.get(workload or "")
-    return build(result) if build is not None else []
+    if workload == "pipeline":
+        return _pipeline(result)
+    builder = WORKLOADS[workload].result_tables if workload in WORKLOADS else None
+    return resolve(builder)(result) if builder else []

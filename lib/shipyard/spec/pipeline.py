@@ -52,7 +52,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from shipyard.core.errors import SpecError
 from shipyard.core.model import StrictModel
-from shipyard.core.workloads import workload as workload_kind
+from shipyard.core.workloads import data_fields
 from shipyard.spec.job import (Count, DnsLabel, Duration, ReportSettings,
                                Resources, SpecDocument, load_job, the_workload)
 from shipyard.spec_errors import describe_errors
@@ -97,11 +97,8 @@ class Stage(StrictModel):
         """What ``${stages.NAME.output}`` means, as written (references unresolved)."""
         if self.output is not None:
             return self.output
-        for dotted in workload_kind(self.workload_name).output_paths:
-            found = _lookup(self.block, dotted)
-            if isinstance(found, dict) and isinstance(found.get("path"), str):
-                return found["path"]
-        return None
+        outputs = [f for f in data_fields(self.workload_name, self.block) if f.output]
+        return outputs[0].path if outputs else None
 
 
 class PipelineBody(StrictModel):
@@ -295,26 +292,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _lookup(block: dict[str, Any], dotted: str) -> Any:
-    value: Any = block
-    for key in dotted.split("."):
-        value = value.get(key) if isinstance(value, dict) else None
-    return value
-
-
-def _targets(block: dict[str, Any], dotted: str) -> list[dict[str, Any]]:
-    """The mappings at ``dotted`` in ``block`` (``*``: each entry of a mapping)."""
-    found = [block]
-    for key in dotted.split("."):
-        following = []
-        for item in found:
-            if not isinstance(item, dict):
-                continue
-            following.extend(item.values() if key == "*" else [item.get(key)])
-        found = following
-    return [item for item in found if isinstance(item, dict)]
-
-
 # -- trial runs (--sample) -------------------------------------------------------------
 
 
@@ -327,16 +304,16 @@ def _trial_block(workload: str, block: dict[str, Any], fraction: float,
     """The stage's block for a trial run: its own inputs sampled, its outputs moved."""
     if sample_dir is None:
         raise ValueError("a trial run needs a directory for its outputs")
-    for dotted in workload_kind(workload).input_paths:
-        for spec in _targets(block, dotted):
-            path = spec.get("path")
-            if isinstance(path, str) and not _stage_refs(path):
-                # an earlier stage's output is a sample already
-                spec["sample"] = fraction * float(spec.get("sample") or 1.0)
-    for dotted in workload_kind(workload).output_paths:
-        for spec in _targets(block, dotted):
-            if isinstance(spec.get("path"), str) and "${output}" not in spec["path"]:
-                spec["path"] = _trial_path(sample_dir, stage, _substitute(spec["path"], {}, None))
+    for found in data_fields(workload, block):
+        spec = found.holder
+        if spec is None:
+            continue  # a saved model: read as it is
+        if not found.output and not _stage_refs(found.path):
+            # an earlier stage's output is a sample already
+            spec["sample"] = fraction * float(spec.get("sample") or 1.0)
+        if found.output:
+            if "${output}" not in found.path:
+                spec["path"] = _trial_path(sample_dir, stage, _substitute(found.path, {}, None))
             spec["overwrite"] = True
     return block
 

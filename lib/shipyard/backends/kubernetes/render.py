@@ -42,7 +42,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
-from collections.abc import Iterator
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +51,7 @@ from shipyard.core.home import RunDir
 from shipyard.core.ids import JOB_ID_PATTERN
 from shipyard.core.runner_cli import RUNNER_MODULE, runner_command
 from shipyard.core.states import FailureKind
-from shipyard.core.workloads import workload
+from shipyard.core.workloads import WORKLOADS, DataField, data_fields, workload
 from shipyard.train.storage import TRAIN_STORAGE_ENV, TRAIN_STORAGE_OPTIONS_ENV
 from shipyard.units import format_memory
 
@@ -418,22 +417,14 @@ def _ray_job(spec: JobSpec, settings: KubernetesSettings, job_id: str, attempt: 
 _BUILDERS = {"Job": _python_job, "DaskJob": _dask_job, "RayJob": _ray_job}
 
 
-def _local_paths(document: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], bool]]:
-    """``(field, the mapping that holds it, whether it is an output)`` for each ``path``
-    of the spec document that names a local file (no ``scheme://``)."""
-    def walk(node: Any, where: str) -> Iterator[tuple[str, dict[str, Any], bool]]:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                here = f"{where}.{key}"
-                if key == "path" and isinstance(value, str) and "://" not in value:
-                    yield here, node, "output" in where
-                else:
-                    yield from walk(value, here)
-        elif isinstance(node, list):
-            for index, value in enumerate(node):
-                yield from walk(value, f"{where}[{index}]")
-
-    yield from walk(document["spec"], "spec")
+def _local_paths(document: dict[str, Any]) -> list[tuple[str, DataField]]:
+    """``(spec field, the data field)`` for each path the spec document's workload
+    declares (:func:`~shipyard.core.workloads.data_fields`) that names a local file
+    (no ``scheme://``)."""
+    body = document["spec"]
+    name = next(w for w in WORKLOADS if w in body)
+    return [(f"spec.{name}.{found.field}", found) for found in data_fields(name, body[name])
+            if "://" not in found.path]
 
 
 def local_inputs(spec: JobSpec) -> list[str]:
@@ -448,8 +439,8 @@ def local_inputs(spec: JobSpec) -> list[str]:
     ...     "spec": {"python": {"entrypoint": "os.path:join", "params": {}}}}))
     []
     """
-    return [f"{where}: {block['path']}" for where, block, output
-            in _local_paths(spec.to_dict()) if not output]
+    return [f"{where}: {found.path}" for where, found in _local_paths(spec.to_dict())
+            if not found.output]
 
 
 def local_inputs_warning(spec: JobSpec) -> str | None:
@@ -498,9 +489,10 @@ def redirect_local_outputs(spec: JobSpec, settings: KubernetesSettings,
     """
     document = spec.to_dict()
     moved = []
-    for where, block, output in list(_local_paths(document)):
-        if not output:
+    for where, found in _local_paths(document):
+        if not found.output:
             continue
+        block = found.holder
         # where the runner puts a local output of the other kinds (run_storage's
         # upload_outputs): the path as written, without a leading / or ..
         parts = [p for p in PurePosixPath(block["path"]).parts if p not in ("/", ".", "..")]
