@@ -31,7 +31,7 @@ import pandas as pd
 import pytest
 
 import shipyard
-from shipyard.yamlio import load_yaml
+from shipyard.spec.yamlio import load_yaml
 from helpers import ROOT, shipyard as cli
 
 JOBS = ROOT / "jobs"

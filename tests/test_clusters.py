@@ -12,7 +12,7 @@ from distributed import LocalCluster
 
 import shipyard
 from shipyard.core.states import JobState
-from shipyard.yamlio import load_yaml
+from shipyard.spec.yamlio import load_yaml
 from helpers import ROOT, job_doc, pipeline_doc, python_stage, shipyard as cli, shipyard_json
 
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 import shipyard
-from shipyard.units import parse_memory
+from shipyard.core.units import parse_memory
 from datagen import customers
 from helpers import wait_until
 from pandas_reference import run_steps

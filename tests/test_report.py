@@ -26,7 +26,7 @@ from datagen import customers, regions
 from helpers import ROOT, job_doc, shipyard_json, wait_until
 from helpers import shipyard as cli
 from shipyard.ml.datasets import write_datasets
-from shipyard.yamlio import load_yaml
+from shipyard.spec.yamlio import load_yaml
 
 pytestmark = pytest.mark.figures  # these tests look at the jobs' figures
 

@@ -35,7 +35,7 @@ from shipyard.backends.local_settings import local_settings
 from shipyard.backends.profiles import resolve_cluster
 from shipyard.spec.pipeline import PipelineSpec
 from shipyard.spec import WORKLOADS, JobSpec, load
-from shipyard.yamlio import load_yaml
+from shipyard.spec.yamlio import load_yaml
 from helpers import ROOT, job_doc, pipeline_doc, python_stage, shipyard as run_cli, wait_until
 
 DOCS = [ROOT / "README.md", ROOT / "k8s" / "README.md"]

@@ -5,7 +5,7 @@ import yaml
 
 import shipyard
 from shipyard.core.errors import SpecError, UsageError
-from shipyard.overrides import apply_overrides, parse_override
+from shipyard.spec.overrides import apply_overrides, parse_override
 from shipyard.spec import JobSpec, load
 from helpers import job_doc
 
@@ -148,7 +148,7 @@ def test_report_figures_default_comes_from_the_environment(home, monkeypatch, en
 def test_aliases_are_counted_as_the_values_they_expand_to():
     """Anchors and merge keys work as YAML says; the limit is on the values a document
     holds once its aliases are expanded (tests/specs/invalid/ holds the alias bomb)."""
-    from shipyard.yamlio import MAX_VALUES, load_yaml
+    from shipyard.spec.yamlio import MAX_VALUES, load_yaml
 
     merged = load_yaml("base: &base {workers: 2, threads_per_worker: 1}\n"
                        "resources: {<<: *base, workers: 4}\n")

@@ -1,6 +1,6 @@
 import pytest
 
-from shipyard.units import format_duration, format_memory, parse_duration, parse_memory
+from shipyard.core.units import format_duration, format_memory, parse_duration, parse_memory
 
 
 @pytest.mark.parametrize("text, seconds", [

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from shipyard.core.states import JobState
 from shipyard.core.store import shown_progress
-from shipyard.units import format_utc
+from shipyard.core.units import format_utc
 
 if TYPE_CHECKING:
     from shipyard.jobs.api import Job

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shipyard.entrypoints import resolve_callable
+from shipyard.spec.entrypoints import resolve_callable
 
 if TYPE_CHECKING:
     from shipyard.runtime.context import JobContext

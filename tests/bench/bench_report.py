@@ -36,7 +36,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).parent))
 from timing import SHIPYARD, interleave, median, print_table, run_json  # noqa: E402
 
-from shipyard.yamlio import load_yaml  # noqa: E402
+from shipyard.spec.yamlio import load_yaml  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -49,7 +49,7 @@ def _failure(err: Exception) -> tuple[int, str]:
 
     if isinstance(err, ValidationError):
         from shipyard.spec import Resources
-        from shipyard.spec_errors import describe_errors
+        from shipyard.spec.errors import describe_errors
 
         return BAD_PROFILE, "its resources are not valid: " + "; ".join(
             f"resources.{problem}" for problem in describe_errors(err, Resources))

@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from shipyard.spec import Resources
-from shipyard.spec_errors import validated_settings
+from shipyard.spec.errors import validated_settings
 
 __all__ = ["LocalSettings", "local_settings"]
 

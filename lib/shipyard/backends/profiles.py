@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.core.errors import UsageError
-from shipyard.suggest import closest
+from shipyard.spec.suggest import closest
 
 __all__ = ["ClusterProfile", "resolve_cluster", "profile_dirs", "known_profiles"]
 
@@ -61,7 +61,7 @@ def _read_profile(path: Path) -> ClusterProfile:
     import yaml
 
     from shipyard.backends import BACKENDS
-    from shipyard.yamlio import load_yaml
+    from shipyard.spec.yamlio import load_yaml
 
     try:
         data = load_yaml(path.read_text()) or {}

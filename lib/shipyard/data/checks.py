@@ -22,7 +22,7 @@ from shipyard.data import spec as s
 from shipyard.data.expressions import ExpressionError, referenced_columns
 from shipyard.data.files import filesystem
 from shipyard.data.schema import Schema, forget_layouts, read_schema
-from shipyard.suggest import closest
+from shipyard.spec.suggest import closest
 
 __all__ = ["check_workload", "final_schema", "follow_steps"]
 

@@ -246,7 +246,7 @@ def missing_column_problems(where: str, schema: Schema, columns: list[str]) -> l
     >>> missing_column_problems("spec.x.target", schema, ["incme", "age"])
     ["spec.x.target: column 'incme' is not in the input; did you mean 'income'? (its columns: age, income)"]
     """
-    from shipyard.suggest import closest
+    from shipyard.spec.suggest import closest
 
     problems = []
     listing = ", ".join(schema.names())

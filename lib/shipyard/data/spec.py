@@ -29,7 +29,7 @@ from pydantic import (BaseModel, BeforeValidator, Discriminator, Field, Tag, fie
     model_validator)
 
 from shipyard.core.model import StrictModel
-from shipyard.units import format_memory, parse_memory
+from shipyard.core.units import format_memory, parse_memory
 
 __all__ = [
     "Format", "InputSpec", "OutputSpec", "DataFrameWorkload", "Step", "STEP_MODELS",

@@ -11,7 +11,7 @@ from shipyard.core.errors import InputDataError
 from shipyard.data.schema import forget_layouts, missing_column_problems, read_schema
 from shipyard.ml.estimators import estimator_problems
 from shipyard.ml.spec import SklearnWorkload
-from shipyard.suggest import closest
+from shipyard.spec.suggest import closest
 
 __all__ = ["check_workload", "infer_task", "feature_columns"]
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import scipy.stats
 
-from shipyard.suggest import closest
+from shipyard.spec.suggest import closest
 
 __all__ = ["EstimatorError", "resolve_estimator", "estimator_problems", "search_space",
            "task_of", "fits_task"]

@@ -31,7 +31,7 @@ from pydantic import Field, field_validator, model_validator
 
 from shipyard.core.model import StrictModel
 from shipyard.data.spec import InputSpec, OutputSpec
-from shipyard.units import parse_memory
+from shipyard.core.units import parse_memory
 
 __all__ = [
     "SklearnWorkload", "ModelSpec", "SplitSpec", "PreprocessSpec", "SearchSpec",

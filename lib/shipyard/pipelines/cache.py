@@ -112,7 +112,7 @@ def _package_digest() -> str:
 
 def code_digest(spec: JobSpec) -> dict[str, str]:
     """The code a stage runs: shipyard's source, and its entrypoint's source file."""
-    from shipyard.entrypoints import resolve_callable
+    from shipyard.spec.entrypoints import resolve_callable
 
     code = {"shipyard": _package_digest()}
     field = workload(spec.workload_name).code

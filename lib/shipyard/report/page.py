@@ -18,7 +18,7 @@ from typing import Any
 
 from shipyard.core.atomic import write_text_atomic
 from shipyard.report.tables import Table, result_tables
-from shipyard.units import format_utc
+from shipyard.core.units import format_utc
 
 __all__ = ["ReportData", "render_report", "write_report", "REPORT_PATH", "LOG_TAIL_LINES"]
 

@@ -38,11 +38,11 @@ from shipyard.core.model import StrictModel
 from shipyard.core.workloads import WORKLOADS as WORKLOAD_REGISTRY
 from shipyard.core.workloads import resolve, workload
 from shipyard.data.spec import DataFrameWorkload
-from shipyard.entrypoints import check_call, resolve_callable, resolve_for_spec
+from shipyard.spec.entrypoints import check_call, resolve_callable, resolve_for_spec
 from shipyard.ml.spec import SklearnWorkload
-from shipyard.spec_errors import describe_errors
+from shipyard.spec.errors import describe_errors
 from shipyard.train.spec import TorchWorkload
-from shipyard.units import format_duration, format_memory, parse_duration, parse_memory
+from shipyard.core.units import format_duration, format_memory, parse_duration, parse_memory
 
 
 __all__ = [

@@ -11,10 +11,10 @@ from typing import Any
 import yaml
 
 from shipyard.core.errors import SpecError
-from shipyard.overrides import apply_overrides
+from shipyard.spec.overrides import apply_overrides
 from shipyard.spec.job import JobSpec, load_job
 from shipyard.spec.pipeline import PipelineSpec, load_pipeline
-from shipyard.yamlio import load_yaml
+from shipyard.spec.yamlio import load_yaml
 
 __all__ = ["load"]
 

@@ -55,7 +55,7 @@ from shipyard.core.model import StrictModel
 from shipyard.core.workloads import data_fields
 from shipyard.spec.job import (Count, DnsLabel, Duration, ReportSettings,
                                Resources, SpecDocument, load_job, the_workload)
-from shipyard.spec_errors import describe_errors
+from shipyard.spec.errors import describe_errors
 
 __all__ = ["PipelineSpec", "Stage", "load_pipeline", "stage_job_name"]
 

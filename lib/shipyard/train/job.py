@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from ray.train import UserCallback
 
 from shipyard.core.errors import ClusterError, ResourcesError
-from shipyard.entrypoints import resolve_callable
+from shipyard.spec.entrypoints import resolve_callable
 from shipyard.train.session import EXPORT_FILES, HISTORY_FILE, MODEL_FILE
 from shipyard.train.storage import train_storage
 

@@ -26,8 +26,8 @@ from pydantic import (BeforeValidator, Field, PlainSerializer, Strict, Validatio
 
 from shipyard.core.model import StrictModel
 from shipyard.data.spec import InputSpec
-from shipyard.entrypoints import resolve_for_spec
-from shipyard.units import format_duration, parse_duration
+from shipyard.spec.entrypoints import resolve_for_spec
+from shipyard.core.units import format_duration, parse_duration
 
 __all__ = ["TorchWorkload", "ScalingSpec", "FailureSpec", "CheckpointSpec", "TrainDataSpec"]
 

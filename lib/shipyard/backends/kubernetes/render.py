@@ -53,7 +53,7 @@ from shipyard.core.runner_cli import RUNNER_MODULE, runner_command
 from shipyard.core.states import FailureKind
 from shipyard.core.workloads import WORKLOADS, DataField, data_fields, workload
 from shipyard.train.storage import TRAIN_STORAGE_ENV, TRAIN_STORAGE_OPTIONS_ENV
-from shipyard.units import format_memory
+from shipyard.core.units import format_memory
 
 if TYPE_CHECKING:
     from shipyard.backends.kubernetes.settings import KubernetesSettings

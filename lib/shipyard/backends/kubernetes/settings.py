@@ -36,8 +36,8 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field, field_validator
 
 from shipyard.core.model import StrictModel
-from shipyard.spec_errors import validated_settings
-from shipyard.units import parse_duration
+from shipyard.spec.errors import validated_settings
+from shipyard.core.units import parse_duration
 
 __all__ = ["KubernetesSettings", "StorageSettings", "kubernetes_settings"]
 

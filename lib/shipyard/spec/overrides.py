@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from shipyard.core.errors import UsageError
-from shipyard.yamlio import load_yaml
+from shipyard.spec.yamlio import load_yaml
 
 __all__ = ["parse_override", "apply_overrides"]
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from shipyard.suggest import closest
+from shipyard.spec.suggest import closest
 
 __all__ = ["parse_reference", "resolve_callable", "check_call", "resolve_for_spec"]
 

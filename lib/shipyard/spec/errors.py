@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from shipyard.core.errors import UsageError
-from shipyard.suggest import closest
+from shipyard.spec.suggest import closest
 
 __all__ = ["describe_errors", "show_value", "dotted", "allowed_keys", "validated_settings"]
 
