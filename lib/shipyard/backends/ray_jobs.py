@@ -35,7 +35,7 @@ from shipyard.runtime.ray_session import quiet_auth_notice
 from shipyard.core.atomic import write_json_atomic
 from shipyard.core.errors import ClusterError, UsageError
 from shipyard.core.home import read_outcome
-from shipyard.core.lifecycle import TIMEOUT_REASON, run_time_left, timed_out
+from shipyard.core.lifecycle import Observation
 from shipyard.core.runner_cli import runner_command
 from shipyard.core.states import FailureKind, JobState
 from shipyard.core.store import JobRecord
@@ -254,18 +254,30 @@ class RayJobsBackend(ExistingCluster, Backend):
             return  # not written yet, or not on this machine's filesystem
         self.lifecycle.copy_progress(record, progress)
 
-    def _outcome(self, record: JobRecord, info: Any) -> tuple[FailureKind, str]:
-        outcome = read_outcome(self.home.run_dir(record.id), record.attempt)
-        if outcome is not None:
-            return FailureKind(outcome.get("kind", "error")), outcome.get("reason") or "failed"
-        # else the head does not share our filesystem: Ray's own account
-        code = getattr(info, "driver_exit_code", None)
-        message = " ".join((getattr(info, "message", None) or "").split())
-        return FailureKind.of_exit(code), message[:500] or "the Ray job failed"
-
-    def _refresh(self, record: JobRecord) -> JobRecord:
+    def _observe(self, record: JobRecord, info: Any) -> Observation:
+        """The Ray job of the record's attempt, as the lifecycle reads it (``info``: its
+        ``JobInfo``, None where Ray does not know it)."""
         from ray.job_submission import JobStatus
 
+        sid = submission_id(record.id, record.attempt)
+        if info is None:
+            return Observation(None, f"Ray job {sid} is not known to {self.profile.address} "
+                                     "(the cluster was restarted?)")
+        if info.status == JobStatus.FAILED:
+            # the runner's own account, where the head shares this disk, says more (the
+            # lifecycle reads it); else Ray's
+            code = getattr(info, "driver_exit_code", None)
+            message = " ".join((getattr(info, "message", None) or "").split())
+            return Observation(JobState.FAILED, message[:500] or "the Ray job failed",
+                               FailureKind.of_exit(code))
+        state = {JobStatus.PENDING: JobState.PENDING, JobStatus.RUNNING: JobState.RUNNING,
+                 JobStatus.SUCCEEDED: JobState.SUCCEEDED,
+                 JobStatus.STOPPED: JobState.CANCELLED}[info.status]
+        # Ray enforces no timeout: the reader does, from Ray's start time (in ms)
+        since = info.start_time / 1000 if info.start_time else None
+        return Observation(state, None, running_since=since)
+
+    def _refresh(self, record: JobRecord) -> JobRecord:
         sid = submission_id(record.id, record.attempt)
         try:
             info = self.client.get_job_info(sid)
@@ -275,58 +287,30 @@ class RayJobsBackend(ExistingCluster, Backend):
             if not _is_not_found(err):
                 log.warning("could not read Ray job %s: %s", sid, err)
                 return record
-            if record.state is JobState.PENDING:
-                # Not submitted yet: another process is submitting it (and may retry for
-                # SUBMIT_RETRY_SECONDS), or died doing so. Past that, submit it here:
-                # submitting is idempotent.
-                events = self.store.events(record.id)
-                quiet = time.time() - (events[-1].ts if events else record.created_at)
-                if quiet > self.SUBMIT_RETRY_SECONDS + 10:
-                    self._launch_or_fail(record)
-            else:
-                self.lifecycle.lost(record, f"Ray job {sid} is not known to "
-                                    f"{self.profile.address} (the cluster was restarted?)")
-            return self.store.get(record.id)
-        self._copy_progress(record)
-        status = info.status
-        if status == JobStatus.RUNNING and record.state is JobState.PENDING:
-            self.lifecycle.started(record)
-        elif status == JobStatus.SUCCEEDED:
-            running = self.lifecycle.started(record)
-            if running is not None:
-                self.lifecycle.move(running, JobState.SUCCEEDED, "completed")
-        elif status == JobStatus.STOPPED:
-            self.lifecycle.move(record, JobState.CANCELLED, "cancelled")
-        elif status == JobStatus.FAILED:
-            kind, reason = self._outcome(record, info)
-            self._attempt_failed(record, kind, reason)
-        elif status == JobStatus.RUNNING and info.start_time:
-            # Ray keeps its start time in ms
-            if run_time_left(record, info.start_time / 1000, time.time()) < 0:
-                self.store.note(record.id, timed_out(record), record.attempt)
-                self._attempt_failed(record, FailureKind.TIMEOUT, TIMEOUT_REASON, stop=sid)
-        return self.store.get(record.id)
+            info = None
+        else:
+            self._copy_progress(record)
+        # not submitted yet: another process is submitting it (and may retry for
+        # SUBMIT_RETRY_SECONDS), or died doing so; past that, submitting is this reader's
+        return self.lifecycle.apply(record, self._observe(record, info), self,
+                                    launch_grace=self.SUBMIT_RETRY_SECONDS + 10)
 
-    def _attempt_failed(self, record: JobRecord, kind: FailureKind, reason: str,
-                        stop: str | None = None) -> None:
-        """End the attempt (recorded first, so no other reader maps its STOPPED status to
-        CANCELLED), stop its Ray job if asked, and submit the next attempt if there is one."""
-        running = self.lifecycle.started(record)
-        if running is None:
-            return  # another process dealt with this attempt
-        retried = self.lifecycle.attempt_failed(running, kind, reason)
-        if stop:
-            self._stop(stop, wait=10.0)
-        if retried is not None:
-            self._launch_or_fail(retried)
+    # -- what the lifecycle asks of the backend (core.lifecycle.AttemptHooks) ------------
 
-    def _launch_or_fail(self, record: JobRecord) -> None:
-        self.lifecycle.launch_or_fail(
-            record, self._launch,
-            lambda r: self._stop(submission_id(r.id, r.attempt), wait=10.0),
-            f"could not submit attempt {record.attempt} to {self.profile.address}")
+    def launch_attempt(self, record: JobRecord) -> None:
+        self._launch(record)
 
-    # -- cancelling -----------------------------------------------------------------------
+    def stop_attempt(self, record: JobRecord) -> None:
+        self._stop(submission_id(record.id, record.attempt), wait=10.0)
+
+    def collect_attempt(self, record: JobRecord) -> None:
+        return None  # the run directory is where the head wrote it
+
+    def release_attempt(self, record: JobRecord) -> None:
+        return None  # Ray keeps a finished job's record and logs; nothing else runs
+
+    def attempt_outcome(self, record: JobRecord) -> dict[str, Any] | None:
+        return read_outcome(self.home.run_dir(record.id), record.attempt)
 
     def _stop(self, sid: str, wait: float) -> None:
         """Stop a Ray job and wait (up to ``wait`` s) until Ray says it ended; a job Ray

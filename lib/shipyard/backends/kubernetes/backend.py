@@ -33,6 +33,7 @@ state with :mod:`~shipyard.backends.kubernetes.status`; what follows is its own 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, replace
 import math
 import logging
 import time
@@ -40,17 +41,17 @@ from typing import Any
 
 from shipyard.backends.base import Backend
 from shipyard.core.atomic import write_json_atomic, write_text_atomic
-from shipyard.core.lifecycle import TIMEOUT_REASON, run_time_left, timed_out
+from shipyard.core.lifecycle import Observation, run_time_left
 from shipyard.backends.kubernetes.render import (
     ANNOTATION_JOB_ID, LABEL_ATTEMPT, LABEL_JOB, LABEL_ROLE, PER_ATTEMPT,
     redirect_local_outputs, render, resource_kind, resource_name, submission_warnings,
 )
 from shipyard.backends.kubernetes.client import KubernetesClient
 from shipyard.backends.kubernetes.settings import KubernetesSettings, kubernetes_settings
-from shipyard.backends.kubernetes.status import Observed, observe
+from shipyard.backends.kubernetes.status import observe
 from shipyard.core.errors import ClusterError
 from shipyard.core.home import RunDir, attempt_log_path, read_outcome
-from shipyard.core.states import FailureKind, JobState
+from shipyard.core.states import JobState
 from shipyard.core.store import JobRecord
 
 __all__ = ["KubernetesBackend", "PROFILE_FILE"]
@@ -76,6 +77,8 @@ class KubernetesBackend(Backend):
     #: and how long the API may fail before reads say so (exit 3)
     UNREACHABLE_SECONDS = 10.0
     UNREACHABLE_LIMIT = 120.0
+    #: an attempt not created a minute after it was due is created by the reader
+    LAUNCH_GRACE_SECONDS = 60.0
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -219,7 +222,7 @@ class KubernetesBackend(Backend):
         return events
 
     def _observe(self, settings: KubernetesSettings, record: JobRecord
-                 ) -> tuple[Observed | None, str]:
+                 ) -> tuple[Observation | None, str]:
         kind = self._kind(record)
         name = self._name(record, kind)
         resource = self._client(settings).call(f"read {kind} {name}",
@@ -243,45 +246,19 @@ class KubernetesBackend(Backend):
             return self._unreachable(record, err)
         _FAILING_SINCE.pop(self.profile.name, None)
         if seen is None:
-            self._resource_missing(settings, record, kind)
-            return self.store.get(record.id)
-        self._copy_progress(settings, record)
-        # a Job that retried: each failed pod moves the store on one attempt (a Job that
-        # failed for good has as many failures as attempts: the last one ended it)
-        retried = seen.failed_attempts - (1 if seen.state is JobState.FAILED else 0)
-        while (kind not in PER_ATTEMPT and retried >= record.attempt
-               and record.attempt < record.max_attempts and not record.state.is_terminal()):
-            running = self.lifecycle.started(record)
-            if running is None:
-                return self.store.get(record.id)
-            moved = self.lifecycle.move(running, JobState.PENDING,
-                                        f"attempt {running.attempt} failed in Kubernetes",
-                                        next_attempt=True, failure_kind=FailureKind.ERROR)
-            if moved is None:
-                return self.store.get(record.id)
-            record = moved
-        if seen.state is JobState.RUNNING:
-            running = self.lifecycle.started(record)
-            if running is not None and kind == "RayJob" and self._run_time_left(running) < 0:
-                self._stop_timed_out(settings, running, kind)
-                return self.store.get(record.id)
-            if seen.reason:
-                self.store.set_reason(record.id, seen.reason, if_state=JobState.RUNNING,
-                                      if_attempt=record.attempt)
-        elif seen.state is JobState.PENDING:
-            self._pending(settings, record, seen)
-        elif seen.state is JobState.SUCCEEDED:
-            self._finished(settings, record, kind)
-            running = self.lifecycle.started(record)
-            if running is not None:
-                self.lifecycle.move(running, JobState.SUCCEEDED, "completed")
-        elif seen.state is JobState.CANCELLED:
-            self._finished(settings, record, kind)
-            self.lifecycle.move(record, JobState.CANCELLED, seen.reason)
-        elif seen.state is JobState.FAILED:
-            self._finished(settings, record, kind)
-            self._attempt_failed(settings, record, kind, seen)
-        return self.store.get(record.id)
+            seen = Observation(None, f"its {kind} {self._name(record, kind)} no longer exists "
+                                     f"and left no results in "
+                                     f"{settings.storage.run_url(record.id)} (deleted outside "
+                                     "shipyard?)")
+        else:
+            self._copy_progress(settings, record)
+            # a Job runs its next attempt itself; a RayJob's deadline also counts its
+            # cluster's start, so its run's timeout is the reader's (see the docstring)
+            seen = replace(seen, retries_itself=kind not in PER_ATTEMPT,
+                           running_since=math.nan if kind == "RayJob" else None)
+        return self.lifecycle.apply(record, seen, _Attempts(self, settings, kind),
+                                    start_timeout=settings.start_timeout,
+                                    launch_grace=self.LAUNCH_GRACE_SECONDS)
 
     def _unreachable(self, record: JobRecord, err: ClusterError) -> JobRecord:
         """Keep the known state while the API fails for a moment; once it has failed for
@@ -294,95 +271,16 @@ class KubernetesBackend(Backend):
                                f"{record.id} is still recorded as {record.state})") from None
         return record
 
-    def _pending(self, settings: KubernetesSettings, record: JobRecord, seen: Observed) -> None:
-        if record.state is JobState.RUNNING:
-            return  # a retry the store has not caught up with yet; nothing to say
-        self.store.set_reason(record.id, seen.reason, if_state=JobState.PENDING,
-                              if_attempt=record.attempt)
-        if not seen.stuck:
-            return
-        # stuck now, and pending for longer than a pod may take to start
-        if self._start_time_left(settings, record) < 0:
-            reason = (f"{seen.reason} (nothing started within {settings.start_timeout}s, "
-                      "the profile's start_timeout)")
-            if self.lifecycle.move(record, JobState.FAILED, reason,
-                                   failure_kind=FailureKind.CLUSTER):
-                self._delete(settings, record)
-
-    def _attempt_failed(self, settings: KubernetesSettings, record: JobRecord, kind: str,
-                        seen: Observed) -> None:
-        reason, failure = seen.reason or "failed", seen.failure_kind or FailureKind.ERROR
-        outcome = self._outcome(record)
-        if (outcome and outcome.get("status") == "failed"
-                and failure in (FailureKind.ERROR, FailureKind.INPUT, FailureKind.CLUSTER)):
-            # the runner's own account (the exception's summary, the bad input) says more
-            # than "exit code 1"; an OOM kill or a deadline leaves none, and is Kubernetes'
-            failure = FailureKind(outcome.get("kind", "error"))
-            reason = outcome.get("reason") or reason
-        # a Job retries itself (its store attempt follows its failure count): only
-        # DaskJobs and RayJobs get their next attempt from here
-        retried = self.lifecycle.attempt_failed(record, failure, reason,
-                                                retries=kind in PER_ATTEMPT)
-        if retried is not None:
-            self._launch_or_fail(settings, retried)
-
-    def _launch_or_fail(self, settings: KubernetesSettings, record: JobRecord) -> None:
-        self.lifecycle.launch_or_fail(record, self._launch,
-                                      lambda r: self._delete(settings, r),
-                                      f"could not create attempt {record.attempt}")
-
-    def _resource_missing(self, settings: KubernetesSettings, record: JobRecord,
-                          kind: str) -> None:
-        """The attempt's resource is gone (or not created yet)."""
-        self.fetch_results(record)
-        outcome = self._outcome(record)
-        if outcome is not None:
-            # it ended and Kubernetes cleaned up before anyone looked: its results say how
-            running = self.lifecycle.started(record)
-            if running is None:
-                return
-            if outcome.get("status") == "succeeded":
-                self.lifecycle.move(running, JobState.SUCCEEDED, "completed")
-            else:
-                self.lifecycle.move(running, JobState.FAILED, outcome.get("reason") or "failed",
-                                    failure_kind=FailureKind(outcome.get("kind", "error")))
-            return
-        if record.state is JobState.PENDING:
-            # not created yet: the submitter (or the reader that retried) is creating it,
-            # or died doing so. After a minute, create it here (creating is idempotent).
-            if time.time() - self._since_last_move(record) > 60:
-                self._launch_or_fail(settings, record)
-            return
-        self.lifecycle.lost(record, f"its {kind} {self._name(record, kind)} no longer exists "
-                                    f"and left no results in "
-                                    f"{settings.storage.run_url(record.id)} (deleted outside "
-                                    "shipyard?)")
-
-    def _since_last_move(self, record: JobRecord) -> float:
-        """When the job last changed state (its current attempt began waiting)."""
-        moves = [e.ts for e in self.store.events(record.id) if e.state is not None]
-        return moves[-1] if moves else record.created_at
-
     def _run_time_left(self, record: JobRecord) -> float:
         """Seconds until a running attempt has run ``spec.timeout`` (inf without one),
         counted from when it was seen RUNNING."""
         if record.state is not JobState.RUNNING:
             return math.inf
-        return run_time_left(record, self._since_last_move(record), time.time())
-
-    def _stop_timed_out(self, settings: KubernetesSettings, record: JobRecord,
-                        kind: str) -> None:
-        """End an attempt that ran past ``spec.timeout`` (a RayJob, whose own deadline
-        also counts provisioning): its results and logs kept, its resource deleted (the
-        Ray cluster with it), then failed or retried as a timed-out pod would be."""
-        self._finished(settings, record, kind)
-        self.store.note(record.id, timed_out(record), record.attempt)
-        self._attempt_failed(settings, record, kind, Observed(
-            JobState.FAILED, TIMEOUT_REASON, FailureKind.TIMEOUT))
+        return run_time_left(record, self.lifecycle.since_last_move(record), time.time())
 
     def _start_time_left(self, settings: KubernetesSettings, record: JobRecord) -> float:
         """Seconds until a pending attempt has waited the profile's ``start_timeout``."""
-        return settings.start_timeout - (time.time() - self._since_last_move(record))
+        return settings.start_timeout - (time.time() - self.lifecycle.since_last_move(record))
 
     def _await_change(self, record: JobRecord, poll: float, limit: float) -> None:
         """Watch the job's resource until it changes (or ``limit``/WATCH_SECONDS pass):
@@ -441,23 +339,6 @@ class KubernetesBackend(Backend):
         except Exception:  # not written yet, or the store unreachable: progress can wait
             return
         self.lifecycle.copy_progress(record, progress)
-
-    def _outcome(self, record: JobRecord) -> dict[str, Any] | None:
-        return read_outcome(self.home.run_dir(record.id), record.attempt)
-
-    def _finished(self, settings: KubernetesSettings, record: JobRecord, kind: str) -> None:
-        """Copy the run's results and the runner pods' logs here before Kubernetes deletes
-        them (a failure to do so is logged: the job's state is known either way, and
-        ``result`` fetches the results again). A finished DaskJob or RayJob is then
-        deleted: neither has a TTL of its own (KubeRay's removes only the Ray cluster)."""
-        self.fetch_results(record)
-        try:
-            self._save_logs(settings, record)
-            if kind in PER_ATTEMPT:
-                self._delete(settings, record)
-        except ClusterError as err:
-            log.warning("could not save job %s's pod logs or delete its %s: %s", record.id,
-                        kind, err)
 
     def fetch_results(self, record: JobRecord) -> None:
         """Copy the job's results from the object store into its run directory."""
@@ -564,6 +445,44 @@ class KubernetesBackend(Backend):
         except ClusterError as err:
             info["error"] = err.message
         return info
+
+
+@dataclass(frozen=True)
+class _Attempts:
+    """The backend's hands for :meth:`~shipyard.core.lifecycle.Lifecycle.apply`, for one
+    job's resource kind under one profile's settings."""
+
+    backend: KubernetesBackend
+    settings: KubernetesSettings
+    kind: str
+
+    def launch_attempt(self, record: JobRecord) -> None:
+        self.backend._launch(record)
+
+    def stop_attempt(self, record: JobRecord) -> None:
+        self.backend._delete(self.settings, record)
+
+    def collect_attempt(self, record: JobRecord) -> None:
+        """The run's results and the runner pods' logs, here before Kubernetes deletes
+        them (a failure to save the logs is logged: the job's state is known either way,
+        and ``result`` fetches the results again)."""
+        self.backend.fetch_results(record)
+        try:
+            self.backend._save_logs(self.settings, record)
+        except ClusterError as err:
+            log.warning("could not save job %s's pod logs: %s", record.id, err)
+
+    def release_attempt(self, record: JobRecord) -> None:
+        """A finished DaskJob or RayJob is deleted: neither has a TTL of its own
+        (KubeRay's removes only the Ray cluster); a Job has its ttlSecondsAfterFinished."""
+        if self.kind in PER_ATTEMPT:
+            try:
+                self.backend._delete(self.settings, record)
+            except ClusterError as err:
+                log.warning("could not delete job %s's %s: %s", record.id, self.kind, err)
+
+    def attempt_outcome(self, record: JobRecord) -> dict[str, Any] | None:
+        return read_outcome(self.backend.home.run_dir(record.id), record.attempt)
 
 
 def _disrupted(pod: dict[str, Any]) -> bool:

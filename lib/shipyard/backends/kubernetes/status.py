@@ -16,13 +16,14 @@ A job is never silently PENDING: when a pod cannot start, the reason says why.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from shipyard.backends.kubernetes.render import LABEL_ROLE
+from shipyard.core.lifecycle import Observation
 from shipyard.core.states import FailureKind, JobState
 
-__all__ = ["Observed", "observe", "pod_problem", "pod_failure"]
+__all__ = ["observe", "pod_problem", "pod_failure"]
 
 
 #: Waiting reasons that mean the container cannot start until someone fixes something.
@@ -31,22 +32,6 @@ STUCK_REASONS = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrIma
                  "RunContainerError"}
 _WARNING_EVENTS = {"FailedScheduling", "FailedMount", "FailedAttachVolume", "Failed",
                    "FailedCreatePodSandBox", "BackOff", "FailedCreate"}
-
-
-@dataclass(frozen=True)
-class Observed:
-    """The job as its objects describe it.
-
-    ``failed_attempts`` counts the attempts Kubernetes has seen fail (a Job's own
-    retries); ``stuck`` is set when a pod cannot start, or none exists yet, with
-    ``reason`` saying why.
-    """
-
-    state: JobState
-    reason: str | None = None
-    failure_kind: FailureKind | None = None
-    failed_attempts: int = 0
-    stuck: bool = False
 
 
 def _one_line(text: str | None, limit: int = 300) -> str:
@@ -152,37 +137,37 @@ def _conditions(resource: dict[str, Any]) -> dict[str, dict[str, Any]]:
             if c.get("status") == "True"}
 
 
-def _job(resource, running, problem, failure) -> Observed:
+def _job(resource, running, problem, failure) -> Observation:
     status = resource.get("status") or {}
     failed = int(status.get("failed") or 0)
     conditions = _conditions(resource)
     if "Complete" in conditions or "SuccessCriteriaMet" in conditions:
-        return Observed(JobState.SUCCEEDED, "completed", failed_attempts=failed)
+        return Observation(JobState.SUCCEEDED, "completed", failed_attempts=failed)
     fail = conditions.get("Failed") or conditions.get("FailureTarget")
     if fail:
         cause = fail.get("reason") or "Failed"
         if cause == "DeadlineExceeded":
-            return Observed(JobState.FAILED, "timeout: the job ran past its activeDeadlineSeconds",
+            return Observation(JobState.FAILED, "timeout: the job ran past its activeDeadlineSeconds",
                             FailureKind.TIMEOUT, failed)
         if failure:
-            return Observed(JobState.FAILED, failure[0], failure[1], failed)
-        return Observed(JobState.FAILED, f"{cause}: {_one_line(fail.get('message'))}",
+            return Observation(JobState.FAILED, failure[0], failure[1], failed)
+        return Observation(JobState.FAILED, f"{cause}: {_one_line(fail.get('message'))}",
                         FailureKind.ERROR, failed)
     if running:
-        return Observed(JobState.RUNNING, None, failed_attempts=failed)
-    return Observed(JobState.PENDING, problem, failed_attempts=failed, stuck=bool(problem))
+        return Observation(JobState.RUNNING, None, failed_attempts=failed)
+    return Observation(JobState.PENDING, problem, failed_attempts=failed, stuck=bool(problem))
 
 
-def _dask_job(resource, running, problem, failure) -> Observed:
+def _dask_job(resource, running, problem, failure) -> Observation:
     phase = (resource.get("status") or {}).get("jobStatus")
     if phase == "Successful":
-        return Observed(JobState.SUCCEEDED, "completed")
+        return Observation(JobState.SUCCEEDED, "completed")
     if phase == "Failed":
         reason, kind = failure or ("the runner pod failed", FailureKind.ERROR)
-        return Observed(JobState.FAILED, reason, kind, failed_attempts=1)
+        return Observation(JobState.FAILED, reason, kind, failed_attempts=1)
     if phase == "Running" or running:
-        return Observed(JobState.RUNNING, problem)
-    return Observed(JobState.PENDING, problem or (f"DaskJob {phase}" if phase else None),
+        return Observation(JobState.RUNNING, problem)
+    return Observation(JobState.PENDING, problem or (f"DaskJob {phase}" if phase else None),
                     stuck=bool(problem))
 
 
@@ -190,40 +175,40 @@ _RAY_PENDING = {None, "", "New", "Initializing", "Waiting", "Suspending", "Suspe
                 "Retrying"}
 
 
-def _ray_job(resource, running, problem, failure) -> Observed:
+def _ray_job(resource, running, problem, failure) -> Observation:
     status = resource.get("status") or {}
     deployment = status.get("jobDeploymentStatus")
     ray_status = status.get("jobStatus")
     failed = int(status.get("failed") or 0)
     message = _one_line(status.get("message"))
     if ray_status == "STOPPED":
-        return Observed(JobState.CANCELLED, "the Ray job was stopped", failed_attempts=failed)
+        return Observation(JobState.CANCELLED, "the Ray job was stopped", failed_attempts=failed)
     if deployment == "Complete" and ray_status == "SUCCEEDED":
-        return Observed(JobState.SUCCEEDED, "completed", failed_attempts=failed)
+        return Observation(JobState.SUCCEEDED, "completed", failed_attempts=failed)
     if deployment in ("Failed", "ValidationFailed") or (deployment == "Complete"
                                                         and ray_status == "FAILED"):
         cause = status.get("reason") or deployment
         if cause == "DeadlineExceeded":
-            return Observed(JobState.FAILED, f"timeout: {message or 'activeDeadlineSeconds'}",
+            return Observation(JobState.FAILED, f"timeout: {message or 'activeDeadlineSeconds'}",
                             FailureKind.TIMEOUT, max(failed, 1))
         kind = FailureKind.CLUSTER if deployment == "ValidationFailed" else FailureKind.ERROR
         if failure and failure[1] is not FailureKind.ERROR:
             kind = failure[1]
-        return Observed(JobState.FAILED, f"{cause}: {message}".rstrip(": "), kind,
+        return Observation(JobState.FAILED, f"{cause}: {message}".rstrip(": "), kind,
                         max(failed, 1))
     if deployment == "Running" and ray_status in ("RUNNING", "SUCCEEDED", "FAILED"):
-        return Observed(JobState.RUNNING, None, failed_attempts=failed)
+        return Observation(JobState.RUNNING, None, failed_attempts=failed)
     if deployment in _RAY_PENDING or deployment == "Running":
         reason = problem or (f"RayJob {deployment}" if deployment else None)
-        return Observed(JobState.PENDING, reason, failed_attempts=failed, stuck=bool(problem))
-    return Observed(JobState.PENDING, f"RayJob {deployment}", failed_attempts=failed)
+        return Observation(JobState.PENDING, reason, failed_attempts=failed, stuck=bool(problem))
+    return Observation(JobState.PENDING, f"RayJob {deployment}", failed_attempts=failed)
 
 
 _OBSERVERS = {"Job": _job, "DaskJob": _dask_job, "RayJob": _ray_job}
 
 
 def observe(kind: str, resource: dict[str, Any], pods: list[dict[str, Any]],
-            events: dict[str, list[dict[str, Any]]] | None = None) -> Observed:
+            events: dict[str, list[dict[str, Any]]] | None = None) -> Observation:
     """The job's state as ``resource`` (a Job, DaskJob or RayJob), its pods and their
     events (by pod name) describe it.
 
