@@ -27,9 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import dask
 
-from shipyard.core.errors import InputDataError, SpecError
+from shipyard.core.errors import InputDataError
 from shipyard.data import spec as s
-from shipyard.data.checks import check_workload
 from shipyard.data.ops import StepEnv, apply_step
 from shipyard.data.profile import finish_profile, profile_tasks
 from shipyard.data.pushdown import plan_reads
@@ -48,9 +47,6 @@ __all__ = ["run"]
 def run(block: s.DataFrameWorkload, ctx: JobContext) -> dict[str, Any]:
     """Run a dataframe job on ``ctx.client``'s cluster."""
     started = time.time()
-    problems = check_workload(block)  # the data may have changed since submission
-    if problems:
-        raise SpecError("the dataframe job no longer fits its inputs", problems)
     workers = ctx.client.scheduler_info()["workers"].values()
     partition_size = partition_size_for(
         block.partition_size, [(w.get("memory_limit"), w.get("nthreads", 1)) for w in workers])

@@ -21,12 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shipyard.core.errors import SpecError
 from shipyard.data.readers import estimated_bytes
 from shipyard.data.schema import read_schema
 from shipyard.ml import metrics
 from shipyard.ml.artifacts import load_model
-from shipyard.ml.checks import check_workload, feature_columns, infer_task
+from shipyard.ml.checks import feature_columns, infer_task
 from shipyard.ml.compare import compare_models
 from shipyard.ml.data import TrainingData, load_frame, prepare, split
 from shipyard.ml.finish import finish
@@ -45,9 +44,6 @@ __all__ = ["run"]
 def run(block: SklearnWorkload, ctx: JobContext) -> dict[str, Any]:
     """Run an sklearn job on ``ctx.client``'s cluster."""
     started = time.time()
-    problems = check_workload(block)
-    if problems:
-        raise SpecError("the sklearn job no longer fits its input", problems)
     ctx.client  # noqa: B018 - start the cluster: every computation below runs on it
     if block.model is not None:
         return _predict_only(block, ctx)

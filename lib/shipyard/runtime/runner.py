@@ -161,13 +161,17 @@ def run_attempt(run_dir: Path, job_id: str, attempt: int, dask_address: str | No
     from shipyard.runtime.task_progress import TaskPoller
     from shipyard.runtime.context import JobContext
     from shipyard.spec import load
+    from shipyard.spec.job import check_data
 
     started = time.time()
     ctx = None
     dask = ray = None
     tasks = TaskPoller(lambda done, total: ctx.task_counts(done, total))
     try:
-        spec = load(RunDir(run_dir).spec)
+        # the data is checked once, here where the job runs (it may have changed since
+        # submission), not by loading and again by the workload
+        spec = load(RunDir(run_dir).spec, check_inputs=False)
+        check_data(spec, f"the {spec.workload_name} job does not fit its inputs")
         dask = DaskSession(spec.spec.resources, address=dask_address,
                            scratch_dir=str(run_dir / "dask-scratch"),
                            **({"connect_timeout": dask_connect_timeout}

@@ -55,6 +55,7 @@ __all__ = [
     "Resources",
     "PythonWorkload",
     "load_job",
+    "check_data",
     "the_workload",
 ]
 
@@ -342,11 +343,26 @@ def load_job(document: Mapping[str, Any], name: str = "the job spec",
         )
     except ValidationError as err:
         raise SpecError(f"{name} is not a valid job spec", describe_errors(err, JobSpec)) from None
-    checks = workload(spec.workload_name).checks
-    if check_references and check_inputs and checks:
-        problems = resolve(checks)(spec.workload)
-        if problems:
-            raise SpecError(f"{name} is not a valid job spec", problems)
+    if check_references and check_inputs:
+        check_data(spec, f"{name} is not a valid job spec")
     spec._source = name
     spec._base_dir = base_dir
     return spec
+
+
+def check_data(spec: JobSpec, headline: str) -> None:
+    """Run the workload's checks of its data (input schemas, the columns it names).
+
+    ``load`` runs them at submission; the runner runs them once more, where the job
+    runs, before anything starts (the data may have changed meanwhile, or could not be
+    read from the submitting machine).
+
+    Raises
+    ------
+    SpecError
+        ``headline`` with every problem found.
+    """
+    checks = workload(spec.workload_name).checks
+    problems = resolve(checks)(spec.workload) if checks else []
+    if problems:
+        raise SpecError(headline, problems)
