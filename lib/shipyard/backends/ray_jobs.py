@@ -32,7 +32,6 @@ from typing import Any
 
 from shipyard.backends.base import Backend, ExistingCluster
 from shipyard.runtime.ray_session import quiet_auth_notice
-from shipyard.core.atomic import write_json_atomic
 from shipyard.core.errors import ClusterError, UsageError
 from shipyard.core.home import read_outcome
 from shipyard.core.lifecycle import Observation
@@ -47,8 +46,6 @@ log = logging.getLogger("shipyard.ray_jobs")
 
 #: The environment variable that carries the spec (base64 of its YAML) to the runner.
 SPEC_ENV = "SHIPYARD_SPEC_B64"
-#: In the run directory: how this job's attempts are submitted (see _submission).
-SUBMISSION_FILE = "ray-submission.json"
 
 
 
@@ -180,11 +177,10 @@ class RayJobsBackend(ExistingCluster, Backend):
         whichever process reads the job (``status``, ``list``, ...) is submitted as the
         submitter set it up, with the profile's ``python`` and the submitter's paths.
         """
-        path = self.home.run_dir(record.id) / SUBMISSION_FILE
-        try:
-            return json.loads(path.read_text())
-        except (OSError, ValueError):
-            pass
+        run_dir = self.home.run_dir(record.id)
+        known = run_dir.side("ray")
+        if known is not None:
+            return known
         spec_text = self.home.run_dir(record.id).spec.read_bytes()
         env = {SPEC_ENV: base64.b64encode(spec_text).decode("ascii"),
                "SHIPYARD_HOME": str(self.home.root), "PYTHONUNBUFFERED": "1"}
@@ -199,7 +195,7 @@ class RayJobsBackend(ExistingCluster, Backend):
             env[TRAIN_STORAGE_ENV] = str(self.profile.settings["train_storage"])
         submission = {"python": self.profile.settings.get("python", "python"),
                       "runtime_env": {"env_vars": env}}
-        write_json_atomic(path, submission)
+        run_dir.set_side("ray", submission)
         return submission
 
     def _entrypoint(self, record: JobRecord, python: str) -> str:

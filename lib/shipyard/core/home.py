@@ -12,6 +12,8 @@
         logs/supervisor.log        the supervisor's own messages
         progress.json              the latest progress the workload reported
         result.json                the job's result
+        run.json                   what its backend or pipeline driver keeps besides the
+                                   spec (RunDir.SECTIONS)
         report/  artifacts/
 """
 
@@ -22,6 +24,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from shipyard.core.atomic import write_json_atomic
 
 __all__ = ["Home", "RunDir", "attempt_log_path", "attempt_outcome_path", "read_outcome"]
 
@@ -35,10 +39,37 @@ class RunDir(type(Path())):  # a Path (PosixPath here) that knows a run director
     >>> run = RunDir("/home/runs/j-1")
     >>> run.spec, run.result, run.attempt_log(2)
     (RunDir('/home/runs/j-1/spec.yaml'), RunDir('/home/runs/j-1/result.json'), RunDir('/home/runs/j-1/logs/attempt-2.log'))
+
+    The side file keeps one section per writer, each rewritten without the others lost:
+
+    >>> import tempfile
+    >>> run = RunDir(tempfile.mkdtemp())
+    >>> run.side("ray") is None
+    True
+    >>> run.set_side("pipeline", {"sample": 0.1})
+    >>> run.set_side("pipeline_cluster", {"address": "tcp://127.0.0.1:8786"})
+    >>> run.side("pipeline"), run.side("pipeline_cluster")["address"]
+    ({'sample': 0.1}, 'tcp://127.0.0.1:8786')
+    >>> run.set_side("kubectl", {})
+    Traceback (most recent call last):
+    ...
+    KeyError: "run.json has no section 'kubectl' (sections: kubernetes, ray, pipeline, pipeline_cluster)"
     """
 
     #: the names of its files (also where a copy of it lives in object storage)
     SPEC, RESULT, PROGRESS, LOGS = "spec.yaml", "result.json", "progress.json", "logs"
+    #: the one side file: what the backend or pipeline driver of the run keeps besides its
+    #: spec, a JSON object with one section per writer (:attr:`SECTIONS`)
+    SIDE = "run.json"
+    #: the sections of ``run.json``, and what each holds
+    SECTIONS = {
+        "kubernetes": "the profile's settings the job was submitted with (readers need "
+                      "them where the profile has changed or is gone)",
+        "ray": "how its attempts are submitted: {python, runtime_env}, fixed by the first",
+        "pipeline": "the run's options: {cluster, sample, sample_dir, no_cache, force, "
+                    "reuse, resumed_from}",
+        "pipeline_cluster": "the Dask cluster the pipeline's driver started: {address}",
+    }
 
     @property
     def spec(self) -> Path:
@@ -58,6 +89,28 @@ class RunDir(type(Path())):  # a Path (PosixPath here) that knows a run director
     @property
     def logs(self) -> Path:
         return self / self.LOGS
+
+    def side(self, section: str) -> Any:
+        """Section ``section`` of ``run.json``; None where it was not written."""
+        return self._side_document(section).get(section)
+
+    def set_side(self, section: str, value: Any) -> None:
+        """Write section ``section`` of ``run.json`` (the others kept), atomically.
+
+        Each section has one writer, and a run's writers follow one another (the
+        submitter, then its driver), so no two rewrite the file at once.
+        """
+        write_json_atomic(self / self.SIDE, {**self._side_document(section), section: value})
+
+    def _side_document(self, section: str) -> dict[str, Any]:
+        if section not in self.SECTIONS:
+            raise KeyError(f"run.json has no section {section!r} "
+                           f"(sections: {', '.join(self.SECTIONS)})")
+        try:
+            document = json.loads((self / self.SIDE).read_text())
+        except (OSError, ValueError):
+            return {}
+        return document if isinstance(document, dict) else {}
 
     def attempt_log(self, attempt: int) -> Path:
         """``logs/attempt-<n>.log``: everything attempt ``n`` printed."""

@@ -33,8 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.backends.profiles import backend_of
-from shipyard.core.atomic import write_json_atomic
-from shipyard.core.home import Home
+from shipyard.core.home import Home, RunDir
 from shipyard.core.states import FailureKind, JobState
 from shipyard.core.store import JobStore
 from shipyard.core.workloads import workload as workload_kind
@@ -43,19 +42,13 @@ from shipyard.pipelines import store as stage_store
 from shipyard.pipelines.cache import StageCache, stage_key
 from shipyard.pipelines.store import SKIPPED, STAGE_TERMINAL, StageRecord
 
-__all__ = ["PipelineDriver", "OPTIONS_FILE", "main", "split_stage_line"]
+__all__ = ["PipelineDriver", "main", "split_stage_line"]
 
 log = logging.getLogger("shipyard.pipeline")
 
-#: The run's options, beside its spec: ``{"cluster", "sample", "sample_dir", "no_cache",
-#: "force", "reuse", "resumed_from"}``.
-OPTIONS_FILE = "pipeline.json"
 
 #: Workloads that compute on Dask (they share the pipeline's cluster).
 
-#: The address of the Dask cluster the driver started, kept in the run directory: a
-#: driver started again learns which stages lost their cluster with its predecessor.
-CLUSTER_FILE = "cluster.json"
 
 
 #: A line of the pipeline's log from a stage (``[prep] ...``) or the driver (``[pipeline]
@@ -83,7 +76,11 @@ def split_stage_line(line: str) -> tuple[str, str]:
 
 
 def read_options(run_dir: Path) -> dict[str, Any]:
-    return json.loads((Path(run_dir) / OPTIONS_FILE).read_text())
+    """The run's options (``run.json``'s ``pipeline`` section, written at submission)."""
+    options = RunDir(run_dir).side("pipeline")
+    if options is None:
+        raise ValueError(f"{run_dir} holds no pipeline options (run.json)")
+    return options
 
 
 def sample_dir_of(run_dir: Path, options: dict[str, Any]) -> Path | None:
@@ -181,8 +178,8 @@ class PipelineDriver:
         cluster lost it with it (its scheduler lived in that process); they are
         cancelled and run again, on this driver's cluster."""
         try:
-            lost = json.loads((self.run_dir / CLUSTER_FILE).read_text())["address"]
-        except (OSError, ValueError, KeyError):
+            lost = self.run_dir.side("pipeline_cluster")["address"]
+        except (TypeError, KeyError):
             return  # the lost driver had started no cluster
         for stage in stage_store.stages(self.store, self.id):
             if stage.state != "RUNNING" or not stage.job_id:
@@ -309,7 +306,7 @@ class PipelineDriver:
                                         scratch_dir=str(self.run_dir / "dask-scratch"),
                                         forward_output=False)
             self._cluster_address = self._cluster.scheduler_address
-            write_json_atomic(self.run_dir / CLUSTER_FILE, {"address": self._cluster_address})
+            self.run_dir.set_side("pipeline_cluster", {"address": self._cluster_address})
             self._say(f"stages compute on the pipeline's Dask cluster "
                       f"{self._cluster_address} (dashboard {self._cluster.dashboard_link})")
         return self._cluster_address if wants else None

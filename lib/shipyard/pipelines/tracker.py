@@ -16,7 +16,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from shipyard.core.atomic import write_json_atomic, write_text_atomic
+from shipyard.core.atomic import write_text_atomic
 from shipyard.core.errors import UsageError
 from shipyard.core.ids import new_job_id
 from shipyard.core.lifecycle import ask_supervisor_to_cancel
@@ -25,7 +25,7 @@ from shipyard.core.states import JobState
 from shipyard.core.store import JobRecord, JobStore
 from shipyard.core.tracker import Tracker
 from shipyard.pipelines import store as stage_store
-from shipyard.pipelines.driver import OPTIONS_FILE, stop_stages
+from shipyard.pipelines.driver import stop_stages
 from shipyard.spec.pipeline import PipelineSpec
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ class PipelineTracker(Tracker):
         run_dir = self.home.run_dir(record.id)
         (run_dir / "logs").mkdir(parents=True, exist_ok=True)
         write_text_atomic(run_dir.spec, spec.to_yaml())
-        write_json_atomic(run_dir / OPTIONS_FILE, {
+        run_dir.set_side("pipeline", {
             "cluster": self.profile.name, "sample": sample, "no_cache": no_cache,
             "force": force, "reuse": reuse, "resumed_from": resumed_from,
             "sample_dir": (sample_dir or str(run_dir / "sample")) if sample else None})

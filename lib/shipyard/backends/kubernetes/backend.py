@@ -40,7 +40,7 @@ import time
 from typing import Any
 
 from shipyard.backends.base import Backend
-from shipyard.core.atomic import write_json_atomic, write_text_atomic
+from shipyard.core.atomic import write_text_atomic
 from shipyard.core.lifecycle import Observation, run_time_left
 from shipyard.backends.kubernetes.render import (
     ANNOTATION_JOB_ID, LABEL_ATTEMPT, LABEL_JOB, LABEL_ROLE, PER_ATTEMPT,
@@ -54,12 +54,10 @@ from shipyard.core.home import RunDir, attempt_log_path, read_outcome
 from shipyard.core.states import JobState
 from shipyard.core.store import JobRecord
 
-__all__ = ["KubernetesBackend", "PROFILE_FILE"]
+__all__ = ["KubernetesBackend"]
 
 log = logging.getLogger("shipyard.kubernetes")
 
-#: In the run directory: the profile the job was submitted with (readers need it).
-PROFILE_FILE = "kubernetes-profile.json"
 #: profile name -> when its API started failing (monotonic), while it fails
 _FAILING_SINCE: dict[str, float] = {}
 
@@ -93,12 +91,12 @@ class KubernetesBackend(Backend):
         was submitted with (kept in its run directory)."""
         if self.profile.settings or record is None:
             return kubernetes_settings(self.profile.name, self.profile.settings)
-        path = self.home.run_dir(record.id) / PROFILE_FILE
+        run_dir = self.home.run_dir(record.id)
         try:
-            return KubernetesSettings.model_validate(json.loads(path.read_text()))
-        except (OSError, ValueError) as err:
-            raise ClusterError(f"job {record.id}: its Kubernetes settings ({path}) cannot be "
-                               f"read: {err}") from None
+            return KubernetesSettings.model_validate(run_dir.side("kubernetes"))
+        except ValueError as err:
+            raise ClusterError(f"job {record.id}: its Kubernetes settings "
+                               f"({run_dir / run_dir.SIDE}) cannot be read: {err}") from None
 
     def _client(self, settings: KubernetesSettings) -> KubernetesClient:
         return KubernetesClient(settings, self.profile.name)
@@ -136,8 +134,8 @@ class KubernetesBackend(Backend):
 
         run_dir = self.home.run_dir(record.id)
         settings = self._settings(record)
-        if not (run_dir / PROFILE_FILE).is_file():
-            write_json_atomic(run_dir / PROFILE_FILE, settings.model_dump(mode="json"))
+        if run_dir.side("kubernetes") is None:
+            run_dir.set_side("kubernetes", settings.model_dump(mode="json"))
         spec = self._spec(record)
         config_map, resource = render(spec, settings, record.id, record.attempt)
         kind, name = resource["kind"], resource["metadata"]["name"]
