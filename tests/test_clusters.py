@@ -117,6 +117,15 @@ def test_cluster_up_with_the_shipped_profile_runs_jobs_on_one_long_lived_cluster
             assert job.status().state is JobState.SUCCEEDED
             assert job.result()["value"]["scheduler"] == info["address"]
         assert any("running local cluster" in (e.message or "") for e in first.events())
+        # a job whose module lies only next to its spec (jobs/churn_data.py): the
+        # long-lived workers import it from the job's code package (issue 19: they
+        # failed with "No module named 'churn_data'")
+        data = home.parent / "churn"
+        churn = cli("run", "jobs/churn-data.yaml", "--set", "spec.python.params.rows=2000",
+                    "--set", f"spec.python.params.output_dir={data}", "--json", timeout=300)
+        assert churn.returncode == 0, churn.stderr
+        assert len(pd.read_parquet(data / "customers.parquet")) == 2000
+        assert shipyard.get_job(json.loads(churn.stdout)["id"]).run_dir.side("code")["files"] > 0
         again = cli("cluster", "up", "--json")  # already up: says so, starts nothing
         assert again.returncode == 0 and json.loads(again.stdout) == info
     finally:

@@ -12,6 +12,9 @@ _check_reachable()
     Called before anything is written, so an unreachable cluster leaves no job behind.
 _scheduler_address()
     The Dask scheduler the runner should use, or None to start a LocalCluster.
+_ships_code(cluster_address)
+    Whether the job's code package goes with it: where it runs on processes that do not
+    see this machine's files (default False).
 _launch(record)
     Start the job; return quickly. The spec is already in ``<run dir>/spec.yaml``.
 _refresh, _cancel, _read_log, _await_change
@@ -27,6 +30,7 @@ import os
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from shipyard.core.atomic import write_text_atomic
+from shipyard.core.code_package import CodePackage, build_code_package
 from shipyard.core.errors import ClusterError, UsageError
 from shipyard.core.ids import new_job_id
 from shipyard.core.states import FailureKind, JobState
@@ -69,6 +73,9 @@ class Backend(Tracker):
         would otherwise choose (a pipeline's stages share one cluster).
         """
         self._check_reachable()
+        cluster_address = cluster_address or self._scheduler_address()
+        # built before anything is recorded: a package refused (too big) leaves no job
+        package = (self.code_package(spec) if self._ships_code(cluster_address) else None)
         record = self.store.create(
             lambda: new_job_id(spec.name),
             name=spec.name,
@@ -76,7 +83,7 @@ class Backend(Tracker):
             backend=self.profile.backend,
             max_attempts=spec.spec.retries + 1,
             timeout_s=spec.spec.timeout,
-            cluster_address=cluster_address or self._scheduler_address(),
+            cluster_address=cluster_address,
             workdir=os.getcwd(),
             spec_dir=spec.base_dir,
             labels=dict(spec.metadata.labels),
@@ -84,6 +91,9 @@ class Backend(Tracker):
         run_dir = self.home.run_dir(record.id)
         (run_dir / "logs").mkdir(parents=True, exist_ok=True)
         write_text_atomic(run_dir.spec, spec.to_yaml())
+        if package is not None:
+            run_dir.set_side("code", {"digest": package.digest, "zip": str(package.path),
+                                      "files": len(package.names), "size": package.size})
         try:
             self._launch(record)
         except Exception as err:
@@ -115,6 +125,14 @@ class Backend(Tracker):
         """Whether the cluster is up, its address and dashboard."""
         return self._describe()
 
+    def code_package(self, spec: JobSpec) -> CodePackage | None:
+        """The spec's code package (None for a spec without a file or ``code.paths``:
+        nothing says where its code is)."""
+        if spec.base_dir is None and not spec.spec.code.paths:
+            return None
+        return build_code_package(spec.base_dir, spec.spec.code.paths, spec.spec.code.exclude,
+                                  cache_dir=self.home.code_cache, skip=[self.home.root])
+
     # -- hooks (subclasses fill these) -------------------------------------------------
 
     def _check_reachable(self) -> None:
@@ -122,6 +140,9 @@ class Backend(Tracker):
 
     def _scheduler_address(self) -> str | None:
         return None
+
+    def _ships_code(self, cluster_address: str | None) -> bool:
+        return False
 
     def _launch(self, record: JobRecord) -> None:
         raise NotImplementedError

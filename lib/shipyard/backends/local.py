@@ -75,6 +75,11 @@ class LocalBackend(Backend):
         state = self._daemon_state()
         return state["address"] if state else None
 
+    def _ships_code(self, cluster_address: str | None) -> bool:
+        # workers this job does not start (`cluster up`'s, a tcp:// scheduler's, a
+        # pipeline's shared cluster) do not import from the spec's directory
+        return cluster_address is not None
+
     def _launch(self, record: JobRecord) -> None:
         log_path = self.home.run_dir(record.id) / "logs" / "supervisor.log"
         env = dict(os.environ, SHIPYARD_HOME=str(self.home.root), PYTHONUNBUFFERED="1")

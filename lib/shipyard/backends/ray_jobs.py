@@ -162,6 +162,9 @@ class RayJobsBackend(ExistingCluster, Backend):
                 "is running with its dashboard (ray start --head) and reachable from here"
             ) from None
 
+    def _ships_code(self, cluster_address: str | None) -> bool:
+        return True  # the head and its workers may see none of this machine's files
+
     def _check_reachable(self) -> None:
         self.client  # noqa: B018 - connecting is the check
 
@@ -193,8 +196,14 @@ class RayJobsBackend(ExistingCluster, Backend):
         if self.profile.settings.get("train_storage"):
             # checkpoints where every node reaches them (read by shipyard.train.job)
             env[TRAIN_STORAGE_ENV] = str(self.profile.settings["train_storage"])
+        runtime_env: dict[str, Any] = {"env_vars": env}
+        code = run_dir.side("code")
+        if code is not None:
+            # Ray uploads the package once per content (named by its hash) and runs the
+            # entrypoint and every worker in it, first on their PYTHONPATH
+            runtime_env["working_dir"] = code["zip"]
         submission = {"python": self.profile.settings.get("python", "python"),
-                      "runtime_env": {"env_vars": env}}
+                      "runtime_env": runtime_env}
         run_dir.set_side("ray", submission)
         return submission
 

@@ -5,6 +5,7 @@
     $SHIPYARD_HOME/
       jobs.db                      the job store (SQLite, WAL)
       clusters/                    user cluster profiles and running local clusters' state
+      cache/code/<digest>.zip      code packages shipped to clusters that share no disk
       runs/<job-id>/
         spec.yaml                  the spec as submitted (overrides applied)
         logs/attempt-<n>.log       everything an attempt printed
@@ -53,7 +54,7 @@ class RunDir(type(Path())):  # a Path (PosixPath here) that knows a run director
     >>> run.set_side("kubectl", {})
     Traceback (most recent call last):
     ...
-    KeyError: "run.json has no section 'kubectl' (sections: kubernetes, ray, pipeline, pipeline_cluster)"
+    KeyError: "run.json has no section 'kubectl' (sections: kubernetes, ray, pipeline, pipeline_cluster, code)"
     """
 
     #: the names of its files (also where a copy of it lives in object storage)
@@ -69,6 +70,8 @@ class RunDir(type(Path())):  # a Path (PosixPath here) that knows a run director
         "pipeline": "the run's options: {cluster, sample, sample_dir, no_cache, force, "
                     "reuse, resumed_from}",
         "pipeline_cluster": "the Dask cluster the pipeline's driver started: {address}",
+        "code": "the job's code package, where it runs elsewhere: {digest, zip, files, "
+                "size, url (where the cluster fetches it, if not from zip)}",
     }
 
     @property
@@ -165,6 +168,11 @@ class Home:
     @property
     def clusters(self) -> Path:
         return self.root / "clusters"
+
+    @property
+    def code_cache(self) -> Path:
+        """``cache/code/``: code packages by digest (:mod:`shipyard.core.code_package`)."""
+        return self.root / "cache" / "code"
 
     def run_dir(self, job_id: str) -> RunDir:
         return RunDir(self.root / "runs" / job_id)

@@ -47,9 +47,12 @@ class RunStorage:
     (1, 2)
     """
 
-    def __init__(self, url: str, options: dict[str, Any] | None = None):
+    def __init__(self, url: str, options: dict[str, Any] | None = None,
+                 code: str | None = None):
         import fsspec
 
+        #: the job's code package in the same store (``<storage>/code/<digest>.zip``)
+        self.code = code
         self.url = url.rstrip("/")
         self.fs, self.root = fsspec.core.url_to_fs(self.url, **(options or {}))
 
@@ -57,7 +60,7 @@ class RunStorage:
     def from_file(cls, path: str | Path) -> RunStorage:
         """The store named by a ``storage.json`` (see the module docstring)."""
         config = json.loads(Path(path).read_text())
-        return cls(config["url"], config.get("options") or {})
+        return cls(config["url"], config.get("options") or {}, config.get("code"))
 
     def _path(self, relative: str) -> str:
         return f"{self.root}/{relative}"

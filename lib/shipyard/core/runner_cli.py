@@ -47,6 +47,9 @@ RUNNER_OPTIONS: dict[str, dict[str, Any]] = {
                               "where the run directory has none"},
     "spec_file": {"default": None, "type": Path,
                   "help": "copy this spec (a mounted ConfigMap) into the run directory"},
+    "code": {"default": None, "metavar": "ZIP_OR_URL",
+             "help": "the job's code package: put first on sys.path, and uploaded to a "
+                     "Dask cluster the attempt did not start (see shipyard.runtime.code)"},
     "sync": {"default": None, "type": Path, "metavar": "STORAGE_JSON",
              "help": "keep the run directory's results in the object store this file "
                      "names (see shipyard.core.run_storage)"},

@@ -362,7 +362,10 @@ def render(spec: Any, cluster: str | None = None,
     settings = kubernetes_settings(profile.name, profile.settings)
     for warning in submission_warnings(job_spec, settings):
         logging.getLogger("shipyard.render").warning("warning: %s", warning)
-    return render_manifests(job_spec, settings, new_job_id(job_spec.name))
+    # the package a submission would ship (built into the local cache; nothing uploaded)
+    package = get_backend(profile, resolved_home, JobStore(resolved_home.db)).code_package(job_spec)
+    return render_manifests(job_spec, settings, new_job_id(job_spec.name),
+                            code_digest=package.digest if package else None)
 
 
 def get_job(job_id: str, home: str | os.PathLike | Home | None = None) -> Job:

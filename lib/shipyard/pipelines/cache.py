@@ -6,8 +6,10 @@ A stage's key is the SHA-256 of
 - its inputs: for each file, its size and its ETag (object stores) or modification
   time (files); files up to :data:`SMALL_FILE` bytes by their content instead, so
   rewriting one with the same bytes does not count as a change,
-- the code: shipyard's own source, and the source file of a ``python`` entrypoint or a
-  ``torch`` train loop.
+- the code: shipyard's own source, and the Python sources of the stage's code package
+  (the spec's directory and ``code.paths``, as :mod:`shipyard.core.code_package` ships
+  it to a cluster), plus the source file of a ``python`` entrypoint or ``torch`` train
+  loop that lies outside the package.
 
 ``$SHIPYARD_HOME/cache/stages/<key>.json`` records the stage job that produced the
 result and fingerprints of what it wrote. A later run with the same key reuses that
@@ -27,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import shipyard
 from shipyard.core.atomic import write_json_atomic
+from shipyard.core.code_package import code_digest as package_digest
+from shipyard.core.home import Home
 from shipyard.core.workloads import data_fields, workload
 from shipyard.data.files import filesystem
 
@@ -111,19 +115,28 @@ def _package_digest() -> str:
 
 
 def code_digest(spec: JobSpec) -> dict[str, str]:
-    """The code a stage runs: shipyard's source, and its entrypoint's source file."""
+    """The code a stage runs: shipyard's source, the stage's code package (the spec's
+    directory and ``code.paths``: what a cluster that shares no disk gets), and its
+    entrypoint's source file where that lies outside the package."""
     from shipyard.spec.entrypoints import resolve_callable
 
-    code = {"shipyard": _package_digest()}
+    spec_dir = Path(spec.base_dir or Path.cwd()).resolve()
+    # the package's Python sources: what stages write next to the spec is data, and a
+    # stage is keyed by its own block, not by the YAML it sits in
+    code = {"shipyard": _package_digest(),
+            "package": package_digest(spec.base_dir, spec.spec.code.paths,
+                                      spec.spec.code.exclude, skip=[Home.from_env().root],
+                                      only=["*.py"])}
     field = workload(spec.workload_name).code
     if field is not None:
         entrypoint = getattr(spec.workload, field)
         search = [p for p in (spec.base_dir, str(Path.cwd())) if p]
         try:
-            source = inspect.getsourcefile(resolve_callable(entrypoint, search))
-            code[entrypoint] = hashlib.sha256(Path(source).read_bytes()).hexdigest()
+            source = Path(inspect.getsourcefile(resolve_callable(entrypoint, search))).resolve()
         except (TypeError, OSError):
-            code[entrypoint] = "unknown"  # a builtin or C function: its version is the package's
+            return code  # a builtin or C function: its version is the package's
+        if spec_dir not in source.parents:
+            code[entrypoint] = hashlib.sha256(source.read_bytes()).hexdigest()
     return code
 
 

@@ -19,6 +19,7 @@ when their cluster goes.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shipyard.core.errors import ClusterError
@@ -59,12 +60,17 @@ class DaskSession:
     forward_output : bool, default True
         Forward the workers' output to this process's log (a pipeline's shared cluster
         does not: each stage's runner forwards what its own client's tasks print).
+    code : Path, optional
+        The job's code package, uploaded to an existing scheduler's cluster on connecting
+        (:func:`shipyard.runtime.code.upload_code`); a LocalCluster's workers import what
+        this process imports.
     """
 
     def __init__(self, resources: Resources, address: str | None = None,
                  connect_timeout: float = 10.0, scratch_dir: str | None = None,
-                 forward_output: bool = True):
+                 forward_output: bool = True, code: Path | None = None):
         self.resources = resources
+        self.code = code
         self.address = address
         self.connect_timeout = connect_timeout
         self.scratch_dir = scratch_dir
@@ -82,6 +88,10 @@ class DaskSession:
         """The Dask client, starting the LocalCluster or connecting on first use."""
         if self._client is None:
             self._client = self._connect() if self.address else self._start_local()
+            if self.address and self.code is not None:
+                from shipyard.runtime.code import upload_code
+
+                upload_code(self._client, self.code)
             if self.forward_output:
                 self._forward_worker_output()
         return self._client

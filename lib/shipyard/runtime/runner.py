@@ -154,8 +154,13 @@ def _sync(storage, run_dir: Path, outcome: dict[str, Any]) -> None:
 
 def run_attempt(run_dir: Path, job_id: str, attempt: int, dask_address: str | None,
                 db: str | None, ray_address: str | None = None,
-                storage=None, dask_connect_timeout: float | None = None) -> dict[str, Any]:
-    """Run the workload once and return the outcome (also written to the outcome file)."""
+                storage=None, dask_connect_timeout: float | None = None,
+                code: str | None = None) -> dict[str, Any]:
+    """Run the workload once and return the outcome (also written to the outcome file).
+
+    ``code``: the job's code package (a zip, or its URL in ``storage``), importable
+    before the spec is loaded and sent to a Dask cluster the attempt connects to.
+    """
     from shipyard.runtime.dask_session import DaskSession
     from shipyard.runtime.ray_session import RaySession
     from shipyard.runtime.task_progress import TaskPoller
@@ -168,12 +173,17 @@ def run_attempt(run_dir: Path, job_id: str, attempt: int, dask_address: str | No
     dask = ray = None
     tasks = TaskPoller(lambda done, total: ctx.task_counts(done, total))
     try:
+        package = None
+        if code is not None:
+            from shipyard.runtime.code import install_code
+
+            package = install_code(code, run_dir, fs=storage.fs if storage else None)
         # the data is checked once, here where the job runs (it may have changed since
         # submission), not by loading and again by the workload
         spec = load(RunDir(run_dir).spec, check_inputs=False)
         check_data(spec, f"the {spec.workload_name} job does not fit its inputs")
         dask = DaskSession(spec.spec.resources, address=dask_address,
-                           scratch_dir=str(run_dir / "dask-scratch"),
+                           scratch_dir=str(run_dir / "dask-scratch"), code=package,
                            **({"connect_timeout": dask_connect_timeout}
                               if dask_connect_timeout else {}))
         ray = RaySession(spec.spec.resources, address=ray_address)
@@ -272,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     with capture:
         outcome = run_attempt(args.run_dir, args.job_id, attempt, args.dask_address,
                               args.store, args.ray_address, storage,
-                              args.dask_connect_timeout)
+                              args.dask_connect_timeout,
+                              args.code or (storage.code if storage is not None else None))
     write_json_atomic(attempt_outcome_path(args.run_dir, attempt), outcome)
     _write_report(args.run_dir, args.job_id, outcome)
     if storage is not None:

@@ -104,10 +104,12 @@ class Supervisor:
             self._conclude(record, outcome)
 
     def _runner_command(self, record: JobRecord) -> list[str]:
+        code = self.run_dir.side("code")
         return runner_command(sys.executable, run_dir=self.run_dir, job_id=record.id,
                               attempt=record.attempt, store=self.home.db,
                               watch_parent=os.getpid(),
-                              dask_address=record.cluster_address or None)
+                              dask_address=record.cluster_address or None,
+                              code=code["zip"] if code else None)
 
     def _runner_env(self, record: JobRecord) -> dict[str, str]:
         env = dict(os.environ)

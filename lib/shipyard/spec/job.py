@@ -231,6 +231,17 @@ class ReportSettings(StrictModel):
     figures: bool = Field(default_factory=_figures_default)
 
 
+class CodeSettings(StrictModel):
+    """``spec.code``: what goes into the job's code package, shipped to clusters that
+    share no disk with this machine (:mod:`shipyard.core.code_package`). The spec's
+    directory always does; ``paths`` adds files or folders (relative to the spec, each
+    at the top of the package under its own name), ``exclude`` leaves out more than the
+    defaults (version control, environments, caches, data files)."""
+
+    paths: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+
+
 class JobBody(StrictModel):
     """``spec``: where and how the job runs, and its one workload block."""
 
@@ -239,6 +250,7 @@ class JobBody(StrictModel):
     retries: Count = Field(0, ge=0)
     timeout: Duration | None = None
     report: ReportSettings = Field(default_factory=ReportSettings)
+    code: CodeSettings = Field(default_factory=CodeSettings)
     #: a trial run on this share of each input (``shipyard run --sample``): workloads
     #: read ``sample`` on their inputs; a python job sees it as ``ctx.sample``
     sample: Annotated[float, Field(gt=0, le=1)] | None = None
@@ -343,6 +355,13 @@ def load_job(document: Mapping[str, Any], name: str = "the job spec",
         )
     except ValidationError as err:
         raise SpecError(f"{name} is not a valid job spec", describe_errors(err, JobSpec)) from None
+    if check_references:
+        missing = [f"spec.code.paths[{i}]: {path!r} does not exist (relative to "
+                   f"{base_dir or Path.cwd()}); name a file or folder the job's code needs"
+                   for i, path in enumerate(spec.spec.code.paths)
+                   if not (Path(base_dir or Path.cwd()) / path).exists()]
+        if missing:
+            raise SpecError(f"{name} is not a valid job spec", missing)
     if check_references and check_inputs:
         check_data(spec, f"{name} is not a valid job spec")
     spec._source = name

@@ -53,7 +53,7 @@ from pydantic import Field, ValidationError, model_validator
 from shipyard.core.errors import SpecError
 from shipyard.core.model import StrictModel
 from shipyard.core.workloads import data_fields
-from shipyard.spec.job import (Count, DnsLabel, Duration, ReportSettings,
+from shipyard.spec.job import (CodeSettings, Count, DnsLabel, Duration, ReportSettings,
                                Resources, SpecDocument, load_job, the_workload)
 from shipyard.spec.errors import describe_errors
 
@@ -109,6 +109,8 @@ class PipelineBody(StrictModel):
     resources: Resources | None = None
     timeout: Duration | None = None
     report: ReportSettings = Field(default_factory=ReportSettings)
+    #: the code package every stage ships (see :class:`~shipyard.spec.job.CodeSettings`)
+    code: CodeSettings = Field(default_factory=CodeSettings)
     stages: list[Stage] = Field(min_length=1)
 
 
@@ -201,6 +203,8 @@ class PipelineSpec(SpecDocument):
             "report": report,
             stage.workload_name: block,
         }
+        if self.spec.code.model_fields_set:
+            body["code"] = self.spec.code.model_dump(mode="json")
         if stage.timeout is not None:
             body["timeout"] = stage.timeout
         if self.spec.cluster is not None and sample is None:

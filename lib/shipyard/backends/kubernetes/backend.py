@@ -137,31 +137,34 @@ class KubernetesBackend(Backend):
         if run_dir.side("kubernetes") is None:
             run_dir.set_side("kubernetes", settings.model_dump(mode="json"))
         spec = self._spec(record)
-        config_map, resource = render(spec, settings, record.id, record.attempt)
+        code = run_dir.side("code")
+        if code is not None:
+            self._upload_code(settings, code)
+        config_map, resource = render(spec, settings, record.id, record.attempt,
+                                      code_digest=code["digest"] if code else None)
         kind, name = resource["kind"], resource["metadata"]["name"]
-        calls = self._client(settings).resources(kind)
-        if self._client(settings).call(f"create {kind} {name}", calls.create, resource,
-                      conflict_ok=True) == "conflict":
-            existing = self._client(settings).plain(self._client(settings).call(f"read {kind} {name}",
-                                                        calls.get, name))
+        api = self._client(settings)
+        calls = api.resources(kind)
+        if api.call(f"create {kind} {name}", calls.create, resource,
+                    conflict_ok=True) == "conflict":
+            existing = api.plain(api.call(f"read {kind} {name}", calls.get, name))
             owner = (existing.get("metadata", {}).get("annotations") or {}).get(ANNOTATION_JOB_ID)
             if owner != record.id:
                 raise ClusterError(f"a {kind} named {name} already exists in namespace "
                                    f"{settings.namespace!r} and belongs to {owner or 'someone else'}")
             log.info("%s %s already exists; not creating it again", kind, name)
-        created = self._client(settings).plain(self._client(settings).call(f"read {kind} {name}", calls.get,
-                                                   name))
+        created = api.plain(api.call(f"read {kind} {name}", calls.get, name))
         uid = created.get("metadata", {}).get("uid")
         if uid:
             # deleted with its resource (TTL, cancel), by Kubernetes' garbage collector
             config_map["metadata"]["ownerReferences"] = [{
                 "apiVersion": resource["apiVersion"], "kind": kind, "name": name, "uid": uid,
                 "blockOwnerDeletion": False}]
-        core = client.CoreV1Api(self._client(settings).api)
+        core = client.CoreV1Api(api.api)
         try:
-            self._client(settings).call(f"create ConfigMap {config_map['metadata']['name']}",
-                       core.create_namespaced_config_map, settings.namespace, config_map,
-                       conflict_ok=True)
+            api.call(f"create ConfigMap {config_map['metadata']['name']}",
+                     core.create_namespaced_config_map, settings.namespace, config_map,
+                     conflict_ok=True)
         except ClusterError:
             # a resource without its spec would only wait for it: take it back
             self._delete(settings, record)
@@ -171,6 +174,24 @@ class KubernetesBackend(Backend):
                         record.attempt)
         if record.attempt == 1:
             self._submission_notes(spec, settings, record, kind)
+
+    def _upload_code(self, settings: KubernetesSettings, code: dict[str, Any]) -> None:
+        """Put the job's code package in the profile's storage, where its pods fetch it
+        (once per content: a package already there is not sent again)."""
+        from shipyard.core.run_storage import RunStorage
+
+        url = settings.storage.code_url(code["digest"])
+        store = RunStorage(url, settings.storage.options)
+        try:
+            if not store.fs.exists(store.root):
+                store.fs.makedirs(store.root.rsplit("/", 1)[0], exist_ok=True)
+                store.fs.put_file(code["zip"], store.root)
+        except Exception as err:
+            raise ClusterError(f"could not store the job's code package at {url}: "
+                               f"{type(err).__name__}: {err}") from None
+
+    def _ships_code(self, cluster_address: str | None) -> bool:
+        return True  # pods see the image and the object store, not this machine
 
     def _submission_notes(self, spec, settings: KubernetesSettings, record: JobRecord,
                           kind: str) -> None:

@@ -505,7 +505,7 @@ def redirect_local_outputs(spec: JobSpec, settings: KubernetesSettings,
 
 
 def render(spec: JobSpec, settings: KubernetesSettings, job_id: str,
-           attempt: int = 1) -> list[dict[str, Any]]:
+           attempt: int = 1, code_digest: str | None = None) -> list[dict[str, Any]]:
     """The manifests of one attempt: the spec's ConfigMap, then the workload's resource.
 
     Parameters
@@ -516,6 +516,9 @@ def render(spec: JobSpec, settings: KubernetesSettings, job_id: str,
     job_id : str
     attempt : int
         DaskJobs and RayJobs have one resource per attempt; a Job retries itself.
+    code_digest : str, optional
+        The job's code package, which the runner fetches from the profile's storage
+        (``code/<digest>.zip``) and imports from.
 
     Returns
     -------
@@ -527,6 +530,8 @@ def render(spec: JobSpec, settings: KubernetesSettings, job_id: str,
     name = resource_name(job_id, attempt if kind in PER_ATTEMPT else 1)
     config_map = f"{name}-spec"
     storage = {"url": settings.storage.run_url(job_id), "options": settings.storage.options}
+    if code_digest is not None:
+        storage["code"] = settings.storage.code_url(code_digest)
     document = (redirect_local_outputs(spec, settings, job_id)[0] if kind == "DaskJob"
                 else spec.to_dict())
     config = {

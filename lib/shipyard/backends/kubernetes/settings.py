@@ -71,6 +71,10 @@ class StorageSettings(StrictModel):
         """Where the run directory of job ``job_id`` lives."""
         return f"{self.url}/runs/{job_id}"
 
+    def code_url(self, digest: str) -> str:
+        """Where the code package ``digest`` lives (one copy for every job that ships it)."""
+        return f"{self.url}/code/{digest}.zip"
+
 
 class PodResources(StrictModel):
     """Requests (and the memory limit) of the pods the job spec does not size."""
