@@ -132,3 +132,15 @@ def test_contract_progress_reaches_status_json(transport, tmp_path):
     assert status["state"] == "SUCCEEDED"
     progress = status["progress"]
     assert (progress["phase"], progress["done"], progress["total"]) == ("stepping", 2, 2)
+
+
+def test_contract_code_next_to_the_spec_travels_with_the_job(transport, tmp_path):
+    """A module that exists only beside the spec, whose function runs as a Dask task:
+    wherever the job runs (a pod sees only the image; a tcp:// scheduler's workers and a
+    Ray head see none of this folder), it comes from the job's code package."""
+    (tmp_path / "beside_the_spec.py").write_text(
+        "def double(x):\n    return 2 * x\n\n\n"
+        "def main(ctx, n):\n    return {'doubled': ctx.client.submit(double, n).result()}\n")
+    job = _run(transport, tmp_path, "beside_the_spec:main", {"n": 21})
+    assert job.status().state == "SUCCEEDED", job.status().reason
+    assert job.result()["value"] == {"doubled": 42}

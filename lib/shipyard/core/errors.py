@@ -29,6 +29,7 @@ __all__ = [
     "SpecError",
     "UsageError",
     "InputDataError",
+    "InputUnreachableError",
     "ResourcesError",
     "JobNotFoundError",
     "JobFailedError",
@@ -95,6 +96,12 @@ class InputDataError(ShipyardError):
 
     exit_code = 2
     failure_kind = FailureKind.INPUT
+
+
+class InputUnreachableError(InputDataError):
+    """An input this machine cannot read at all (no credentials for its bucket, no route
+    to its store), as opposed to one that is not there. At submission the data checks
+    then run where the job runs instead, with the cluster's access."""
 
 
 class ResourcesError(InputDataError):

@@ -6,7 +6,7 @@ from typing import Any
 
 import fsspec
 
-from shipyard.core.errors import InputDataError
+from shipyard.core.errors import InputDataError, InputUnreachableError
 
 __all__ = ["expand", "filesystem"]
 
@@ -52,7 +52,8 @@ def expand(path: str, storage_options: dict[str, Any] | None = None,
             found = []
     except Exception as err:  # an unreachable bucket, bad or missing credentials (each
         # filesystem has errors of its own: botocore's NoCredentialsError is no OSError)
-        raise InputDataError(f"{path}: cannot be read ({type(err).__name__}: {err})") from None
+        raise InputUnreachableError(
+            f"{path}: cannot be read ({type(err).__name__}: {err})") from None
     found = [p for p in found if p.rsplit("/", 1)[-1] not in _SKIPPED]
     if not found:
         raise InputDataError(f"{path}: no such file, directory or matching files")

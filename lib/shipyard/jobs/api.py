@@ -224,17 +224,19 @@ class Job:
         return json.loads(path.read_text())
 
 
-def _as_spec(spec: Any, overrides: Iterable[str] | Mapping[str, Any]):
+def _as_spec(spec: Any, overrides: Iterable[str] | Mapping[str, Any], *,
+             check_inputs: bool = True):
     from shipyard.spec.pipeline import PipelineSpec
     from shipyard.spec import JobSpec, load
 
     if isinstance(spec, (JobSpec, PipelineSpec)):
         if not overrides:
             return spec
-        reloaded = load(spec.to_dict(), overrides, base_dir=spec.base_dir)
+        reloaded = load(spec.to_dict(), overrides, base_dir=spec.base_dir,
+                        check_inputs=check_inputs)
         reloaded._source = spec.source
         return reloaded
-    return load(spec, overrides)
+    return load(spec, overrides, check_inputs=check_inputs)
 
 
 def submit(spec: Any, cluster: str | None = None,
@@ -352,7 +354,8 @@ def render(spec: Any, cluster: str | None = None,
     from shipyard.backends.profiles import resolve_cluster
     from shipyard.core.ids import new_job_id
 
-    job_spec = _as_spec(spec, overrides)
+    # rendering reads no data: the pods read it, with their own access
+    job_spec = _as_spec(spec, overrides, check_inputs=False)
     resolved_home, _ = _open(home)
     profile = resolve_cluster(cluster or job_spec.spec.cluster, resolved_home.clusters)
     if profile.backend != "kubernetes":

@@ -23,6 +23,7 @@ Examples
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -33,7 +34,7 @@ import yaml
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, Field, PlainSerializer,
     PrivateAttr, Strict, ValidationError, ValidationInfo, field_validator, model_validator)
 
-from shipyard.core.errors import SpecError
+from shipyard.core.errors import InputDataError, InputUnreachableError, SpecError
 from shipyard.core.model import StrictModel
 from shipyard.core.workloads import WORKLOADS as WORKLOAD_REGISTRY
 from shipyard.core.workloads import resolve, workload
@@ -60,6 +61,8 @@ __all__ = [
 ]
 
 API_VERSION = "shipyard/v1"
+
+log = logging.getLogger("shipyard.spec")
 
 #: The workload blocks a job may carry, exactly one at a time (shipyard.core.workloads).
 WORKLOADS: tuple[str, ...] = tuple(WORKLOAD_REGISTRY)
@@ -363,25 +366,52 @@ def load_job(document: Mapping[str, Any], name: str = "the job spec",
         if missing:
             raise SpecError(f"{name} is not a valid job spec", missing)
     if check_references and check_inputs:
-        check_data(spec, f"{name} is not a valid job spec")
+        check_data(spec, f"{name} is not a valid job spec", here=True)
     spec._source = name
     spec._base_dir = base_dir
     return spec
 
 
-def check_data(spec: JobSpec, headline: str) -> None:
+def check_data(spec: JobSpec, headline: str, *, here: bool = False) -> None:
     """Run the workload's checks of its data (input schemas, the columns it names).
 
-    ``load`` runs them at submission; the runner runs them once more, where the job
-    runs, before anything starts (the data may have changed meanwhile, or could not be
-    read from the submitting machine).
+    ``load`` runs them at submission (``here``); the runner runs them once more, where
+    the job runs, before anything starts (the data may have changed meanwhile). At
+    submission, an object-store input this machine cannot read at all (no credentials,
+    no route: the cluster's pods may have both) is said in one warning line and the
+    checks are left to the runner.
 
     Raises
     ------
     SpecError
         ``headline`` with every problem found.
     """
+    if here:
+        unreadable = _unreadable_here(spec)
+        if unreadable:
+            for line in unreadable:
+                log.warning("warning: %s; its data is checked where the job runs", line)
+            return
     checks = workload(spec.workload_name).checks
     problems = resolve(checks)(spec.workload) if checks else []
     if problems:
         raise SpecError(headline, problems)
+
+
+def _unreadable_here(spec: JobSpec) -> list[str]:
+    """``field: reason`` for each object-store input this machine cannot read."""
+    from shipyard.core.workloads import data_fields
+    from shipyard.data.files import expand
+
+    name = spec.workload_name
+    lines = []
+    for found in data_fields(name, spec.to_dict()["spec"][name]):
+        if found.output or "://" not in found.path or "${" in found.path:
+            continue
+        try:
+            expand(found.path, found.storage_options)
+        except InputUnreachableError as err:
+            lines.append(f"spec.{name}.{found.field}: {err}")
+        except InputDataError:
+            pass  # not there: the checks say so, at submission
+    return lines
