@@ -64,11 +64,15 @@ def main(ctx, rows: int = 1_000_000, partitions: int = 8, seed: int = 42,
     frame = dd.from_map(lambda part: make_customers(part[0], seed + part[1], part[2]),
                         list(zip(sizes, range(partitions), starts)),
                         meta=make_customers(0))
-    out = Path(output_dir)
+    # a folder or an object-store URL (on a cluster: s3://.../outputs/data)
+    customers, regions = (f"{str(output_dir).rstrip('/')}/{name}"
+                          for name in ("customers.parquet", "regions.parquet"))
     ctx.progress("write", done=0, total=2)
-    frame.to_parquet(out / "customers.parquet", write_index=False, overwrite=True)
-    make_regions().to_parquet(out / "regions.parquet", index=False)
+    frame.to_parquet(customers, write_index=False, overwrite=True)
+    if "://" not in regions:
+        Path(regions).parent.mkdir(parents=True, exist_ok=True)
+    make_regions().to_parquet(regions, index=False)
     ctx.progress("write", done=2, total=2)
-    for name in ("customers.parquet", "regions.parquet"):
-        ctx.add_output(out / name)
+    for name in (customers, regions):
+        ctx.add_output(name)
     return {"rows": rows, "partitions": partitions}

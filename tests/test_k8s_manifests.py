@@ -18,7 +18,8 @@ import yaml
 
 from helpers import ROOT, shipyard
 from pod_security import pod_specs, violations
-from shipyard.backends.kubernetes.render import redirect_local_outputs, render, resource_name
+from shipyard.backends.kubernetes.render import (redirect_local_outputs, render, render_pipeline,
+                                               resource_name)
 from shipyard.backends.kubernetes.settings import kubernetes_settings
 from shipyard.spec import load
 
@@ -145,6 +146,39 @@ def test_catalog_manifests_pass_the_api_schemas_and_the_restricted_profile(name)
         assert labels["shipyard.io/attempt"] == "1"
         assert manifest["metadata"]["annotations"]["shipyard.io/job-id"] == \
             f"{name}-20261125-101500-ab12"
+
+
+def _valid(manifest: dict, what: str) -> None:
+    """Schema-valid (the API's, or the operator CRD's), and every pod restricted."""
+    if manifest["kind"] in ("ConfigMap", "Job"):
+        kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
+    else:
+        _check_custom(manifest)
+    for where, pod in pod_specs(manifest):
+        assert violations(pod) == [], f"{what} {where}"
+
+
+def test_a_pipeline_renders_every_stage_reading_the_outputs_before_it_in_storage():
+    """`shipyard render jobs/quickstart.yaml --cluster kubernetes` (issue 19: KeyError
+    'pipeline'): each stage a job of its own, in order; a stage's ``${stages.X.output}``
+    is where the cluster keeps X's output, not the local path X declares."""
+    pipeline = load(ROOT / "jobs" / "quickstart.yaml", check_references=False)
+    manifests = render_pipeline(pipeline, SETTINGS)
+    resources = [m for m in manifests if m["kind"] != "ConfigMap"]
+    assert [r["kind"] for r in resources] == ["Job", "DaskJob", "DaskJob", "RayJob"]
+    for manifest in manifests:
+        _valid(manifest, manifest["metadata"]["name"])
+    specs = {m["metadata"]["labels"]["shipyard.io/stage"]: yaml.safe_load(m["data"]["spec.yaml"])
+             for m in manifests if m["kind"] == "ConfigMap"}
+    ids = {m["metadata"]["labels"]["shipyard.io/stage"]: m["metadata"]["annotations"][
+        "shipyard.io/job-id"] for m in resources}
+    data_dir = specs["data"]["spec"]["python"]["params"]["output_dir"]
+    assert data_dir == f"s3://lake/shipyard/runs/{ids['data']}/outputs/data/quickstart"
+    features = specs["features"]["spec"]["dataframe"]
+    assert features["inputs"]["main"]["path"] == f"{data_dir}/customers.parquet"
+    assert specs["models"]["spec"]["sklearn"]["input"]["path"] == \
+        specs["network"]["spec"]["torch"]["data"]["path"] == features["output"]["path"]
+    assert features["output"]["path"].startswith(f"s3://lake/shipyard/runs/{ids['features']}/")
 
 
 def test_workloads_map_to_their_operators():

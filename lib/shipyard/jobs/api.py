@@ -338,7 +338,9 @@ def run(spec: Any, cluster: str | None = None,
 def render(spec: Any, cluster: str | None = None,
            overrides: Iterable[str] | Mapping[str, Any] = (), *,
            home: str | os.PathLike | Home | None = None) -> list[dict[str, Any]]:
-    """The Kubernetes manifests a submission of ``spec`` to ``cluster`` would create.
+    """The Kubernetes manifests a submission of ``spec`` to ``cluster`` would create (a
+    pipeline: every stage's, in order, each reading the outputs before it where the
+    cluster keeps them).
 
     Nothing is submitted and the cluster is not contacted; the job id is a fresh one, as
     ``submit`` would draw.
@@ -349,10 +351,11 @@ def render(spec: Any, cluster: str | None = None,
         An invalid spec, or a cluster profile that is not ``backend: kubernetes``.
     """
     from shipyard.backends.kubernetes.render import render as render_manifests
-    from shipyard.backends.kubernetes.render import submission_warnings
+    from shipyard.backends.kubernetes.render import render_pipeline, submission_warnings
     from shipyard.backends.kubernetes.settings import kubernetes_settings
     from shipyard.backends.profiles import resolve_cluster
     from shipyard.core.ids import new_job_id
+    from shipyard.spec.pipeline import PipelineSpec
 
     # rendering reads no data: the pods read it, with their own access
     job_spec = _as_spec(spec, overrides, check_inputs=False)
@@ -363,12 +366,15 @@ def render(spec: Any, cluster: str | None = None,
                          f"this cluster's backend is {profile.backend}; name a profile with "
                          "backend: kubernetes (e.g. --cluster kubernetes, cluster/kubernetes.yaml)")
     settings = kubernetes_settings(profile.name, profile.settings)
+    backend = get_backend(profile, resolved_home, JobStore(resolved_home.db))
+    # the package a submission would ship (built into the local cache; nothing uploaded)
+    package = backend.code_package(job_spec)
+    digest = package.digest if package else None
+    if isinstance(job_spec, PipelineSpec):
+        return render_pipeline(job_spec, settings, code_digest=digest)
     for warning in submission_warnings(job_spec, settings):
         logging.getLogger("shipyard.render").warning("warning: %s", warning)
-    # the package a submission would ship (built into the local cache; nothing uploaded)
-    package = get_backend(profile, resolved_home, JobStore(resolved_home.db)).code_package(job_spec)
-    return render_manifests(job_spec, settings, new_job_id(job_spec.name),
-                            code_digest=package.digest if package else None)
+    return render_manifests(job_spec, settings, new_job_id(job_spec.name), code_digest=digest)
 
 
 def get_job(job_id: str, home: str | os.PathLike | Home | None = None) -> Job:

@@ -178,16 +178,19 @@ class PipelineSpec(SpecDocument):
         return resolved
 
     def stage_document(self, name: str, *, sample: float | None = None,
-                       sample_dir: str | Path | None = None) -> dict[str, Any]:
+                       sample_dir: str | Path | None = None,
+                       outputs: dict[str, str | None] | None = None) -> dict[str, Any]:
         """Stage ``name`` as a ``kind: Job`` document, its references resolved.
 
         With ``sample``, the trial-run version: every input not written by an earlier
         stage keeps that share of its rows, outputs go under ``sample_dir/<stage>/``,
         and the job runs on the local cluster, drawing no figures unless the spec sets
-        ``report.figures``.
+        ``report.figures``. ``outputs`` says where each stage's output is, where that is
+        not where it was declared (a cluster keeps local outputs in its object store).
         """
         stage = self.stages[name]
-        outputs = self.outputs(sample_dir if sample is not None else None)
+        if outputs is None:
+            outputs = self.outputs(sample_dir if sample is not None else None)
         block = _plain(stage.block)
         if sample is not None:
             block = _trial_block(stage.workload_name, block, sample, sample_dir, name)

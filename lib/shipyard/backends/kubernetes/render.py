@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from shipyard.core.home import RunDir
-from shipyard.core.ids import JOB_ID_PATTERN
+from shipyard.core.ids import JOB_ID_PATTERN, new_job_id
 from shipyard.core.runner_cli import RUNNER_MODULE, runner_command
 from shipyard.core.states import FailureKind
 from shipyard.core.workloads import WORKLOADS, DataField, data_fields, workload
@@ -58,6 +58,7 @@ from shipyard.core.units import format_memory
 if TYPE_CHECKING:
     from shipyard.backends.kubernetes.settings import KubernetesSettings
     from shipyard.spec import JobSpec
+    from shipyard.spec.pipeline import PipelineSpec
 
 __all__ = ["render", "resource_name", "resource_kind", "local_inputs", "local_inputs_warning",
            "redirect_local_outputs", "submission_warnings", "uses_gpus", "job_image",
@@ -493,15 +494,52 @@ def redirect_local_outputs(spec: JobSpec, settings: KubernetesSettings,
         if not found.output:
             continue
         block = found.holder
-        # where the runner puts a local output of the other kinds (run_storage's
-        # upload_outputs): the path as written, without a leading / or ..
-        parts = [p for p in PurePosixPath(block["path"]).parts if p not in ("/", ".", "..")]
-        target = f"{settings.storage.run_url(job_id)}/outputs/{'/'.join(parts)}"
+        target = kept_output(settings, job_id, block["path"])
         moved.append(f"{where}: {block['path']} -> {target}")
         block["path"] = target
         block["storage_options"] = {**settings.storage.options,
                                     **(block.get("storage_options") or {})}
     return document, moved
+
+
+def kept_output(settings: KubernetesSettings, job_id: str, path: str) -> str:
+    """Where job ``job_id``'s output ``path`` is kept: a local path under
+    ``<run url>/outputs/`` (as written, without a leading ``/`` or ``..``: where the
+    runner's ``upload_outputs`` puts it, and where a DaskJob writes it), an object-store
+    URL where it is.
+
+    Examples
+    --------
+    >>> from shipyard.backends.kubernetes.settings import kubernetes_settings
+    >>> settings = kubernetes_settings("k", {"image": "i", "storage": {"url": "s3://b/x"}})
+    >>> kept_output(settings, "a-1", "../out/clean.parquet")
+    's3://b/x/runs/a-1/outputs/out/clean.parquet'
+    >>> kept_output(settings, "a-1", "gs://lake/clean")
+    'gs://lake/clean'
+    """
+    if "://" in path:
+        return path
+    parts = [p for p in PurePosixPath(path).parts if p not in ("/", ".", "..")]
+    return f"{settings.storage.run_url(job_id)}/outputs/{'/'.join(parts)}"
+
+
+def render_pipeline(pipeline: PipelineSpec, settings: KubernetesSettings,
+                    code_digest: str | None = None) -> list[dict[str, Any]]:
+    """Every stage's manifests, in the pipeline's order, as its driver would submit them
+    (each stage a job with a fresh id): a stage that reads ``${stages.X.output}`` reads
+    X's output where the cluster keeps it (:func:`kept_output`)."""
+    from shipyard.spec.job import load_job
+    from shipyard.spec.pipeline import stage_job_name
+
+    ids = {name: new_job_id(stage_job_name(pipeline.name, name)) for name in pipeline.order}
+    outputs = {name: None if declared is None else kept_output(settings, ids[name], declared)
+               for name, declared in pipeline.outputs().items()}
+    manifests = []
+    for name in pipeline.order:
+        stage = load_job(pipeline.stage_document(name, outputs=outputs), f"stage {name}",
+                         pipeline.base_dir, check_references=False)
+        manifests += render(stage, settings, ids[name], code_digest=code_digest)
+    return manifests
 
 
 def render(spec: JobSpec, settings: KubernetesSettings, job_id: str,
