@@ -142,3 +142,39 @@ def write_job(home, entrypoint: str) -> str:
     path = home.parent / "job.yaml"
     path.write_text(yaml.safe_dump(job_doc(entrypoint)))
     return str(path)
+
+
+@pytest.mark.parametrize("profile", [
+    {"backend": "dask", "address": "tcp://dask.example.invalid:8786"},
+    {"backend": "ray", "address": "http://ray.example.invalid:8265"}])
+def test_local_data_is_refused_for_a_cluster_that_shares_no_disk(home, tmp_path, profile):
+    """Issue 19: a local path on a remote cluster was read or written on its nodes' own
+    disks. Now it is refused before anything is recorded or the cluster is asked."""
+    (home / "clusters").mkdir(parents=True)
+    (home / "clusters" / "team.yaml").write_text(yaml.safe_dump(profile))
+    (tmp_path / "in.csv").write_text("a\n1\n")
+    spec = tmp_path / "prep.yaml"
+    spec.write_text(yaml.safe_dump({
+        "apiVersion": "shipyard/v1", "kind": "Job", "metadata": {"name": "prep"},
+        "spec": {"dataframe": {"inputs": {"main": {"path": str(tmp_path / "in.csv")},
+                                          "remote": {"path": "s3://lake/regions.parquet"}},
+                               "output": {"path": "out/prep.parquet"}}}}))
+    refused = cli("submit", str(spec), "--cluster", "team")
+    assert refused.returncode == 2, refused.stderr
+    assert "cluster 'team': its nodes do not see this machine's disk" in refused.stderr
+    assert "spec.dataframe.inputs.main.path: " in refused.stderr
+    assert "spec.dataframe.output.path: 'out/prep.parquet'" in refused.stderr
+    error = refused.stderr[refused.stderr.index("error:"):]
+    assert "inputs.remote" not in error and "Traceback" not in refused.stderr
+    assert shipyard_json("list") == []  # nothing recorded
+    pipeline = tmp_path / "pipe.yaml"
+    pipeline.write_text(yaml.safe_dump(pipeline_doc(
+        {"name": "prep", "dataframe": {"inputs": {"main": {"path": str(tmp_path / "in.csv")}},
+                                       "output": {"path": "s3://lake/prep.parquet"}}})))
+    stage = cli("submit", str(pipeline), "--cluster", "team")
+    assert stage.returncode == 2 and "spec.dataframe.inputs.main.path" in stage.stderr
+    # a cluster whose nodes mount the same paths says so; then the cluster is asked
+    (home / "clusters" / "team.yaml").write_text(yaml.safe_dump(
+        {**profile, "shared_filesystem": True}))
+    asked = cli("submit", str(spec), "--cluster", "team")
+    assert asked.returncode == 3, asked.stderr

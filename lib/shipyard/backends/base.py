@@ -15,6 +15,9 @@ _scheduler_address()
 _ships_code(cluster_address)
     Whether the job's code package goes with it: where it runs on processes that do not
     see this machine's files (default False).
+_shares_filesystem()
+    Whether the cluster reads and writes this machine's paths (default True); where it
+    does not, data at local paths is refused at submission.
 _launch(record)
     Start the job; return quickly. The spec is already in ``<run dir>/spec.yaml``.
 _refresh, _cancel, _read_log, _await_change
@@ -26,15 +29,18 @@ _up(), _down(), _describe()
 
 from __future__ import annotations
 
+import ipaddress
 import os
+from urllib.parse import urlparse
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from shipyard.core.atomic import write_text_atomic
 from shipyard.core.code_package import CodePackage, build_code_package
-from shipyard.core.errors import ClusterError, UsageError
+from shipyard.core.errors import ClusterError, SpecError, UsageError
 from shipyard.core.ids import new_job_id
 from shipyard.core.states import FailureKind, JobState
 from shipyard.core.tracker import Tracker
+from shipyard.core.workloads import data_fields
 
 if TYPE_CHECKING:
     from shipyard.backends.profiles import ClusterProfile
@@ -42,7 +48,26 @@ if TYPE_CHECKING:
     from shipyard.core.store import JobRecord, JobStore
     from shipyard.spec import JobSpec
 
-__all__ = ["Backend", "ExistingCluster"]
+__all__ = ["Backend", "ExistingCluster", "on_this_machine"]
+
+
+def on_this_machine(address: str) -> bool:
+    """Whether ``address`` (``tcp://host:port``, ``http://host:port``) is on this machine.
+
+    Examples
+    --------
+    >>> on_this_machine("tcp://127.0.0.1:8786"), on_this_machine("http://localhost:8265")
+    (True, True)
+    >>> on_this_machine("tcp://dask.internal:8786")
+    False
+    """
+    host = urlparse(address).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Backend(Tracker):
@@ -72,6 +97,7 @@ class Backend(Tracker):
         ``cluster_address`` names the Dask scheduler to compute on where the backend
         would otherwise choose (a pipeline's stages share one cluster).
         """
+        self.refuse_local_data(spec)
         self._check_reachable()
         cluster_address = cluster_address or self._scheduler_address()
         # built before anything is recorded: a package refused (too big) leaves no job
@@ -125,6 +151,29 @@ class Backend(Tracker):
         """Whether the cluster is up, its address and dashboard."""
         return self._describe()
 
+    def refuse_local_data(self, spec: JobSpec) -> None:
+        """Refuse a spec whose data is at paths on this machine, where the cluster does
+        not share its disk (before anything is recorded or the cluster is asked).
+
+        Raises
+        ------
+        SpecError
+            Naming every such field.
+        """
+        if self._shares_filesystem():
+            return
+        name = spec.workload_name
+        local = [f"spec.{name}.{found.field}: {found.path!r} is a path on this machine"
+                 for found in data_fields(name, spec.to_dict()["spec"][name])
+                 if "://" not in found.path]
+        if local:
+            raise SpecError(
+                f"{spec.source} cannot run on cluster {self.profile.name!r}: its nodes do not "
+                "see this machine's disk. Put the data in object storage (s3://, gs://, ...) "
+                "and point the spec there (e.g. --set FIELD=s3://bucket/path), or set "
+                "`shared_filesystem: true` in the cluster's profile if its nodes mount these "
+                "paths", local)
+
     def code_package(self, spec: JobSpec) -> CodePackage | None:
         """The spec's code package (None for a spec without a file or ``code.paths``:
         nothing says where its code is)."""
@@ -143,6 +192,9 @@ class Backend(Tracker):
 
     def _ships_code(self, cluster_address: str | None) -> bool:
         return False
+
+    def _shares_filesystem(self) -> bool:
+        return True
 
     def _launch(self, record: JobRecord) -> None:
         raise NotImplementedError
@@ -177,6 +229,14 @@ class ExistingCluster:
                          f"start or stop it{hint}")
 
     _down = _up
+
+    def _shares_filesystem(self) -> bool:
+        # a profile says so for a cluster whose nodes mount the same paths (NFS); a
+        # cluster on this machine (loopback) sees its disk; any other does not
+        said = self.profile.settings.get("shared_filesystem")
+        if said is not None:
+            return bool(said)
+        return on_this_machine(self.profile.address or "")
 
     def _describe(self) -> dict[str, Any]:
         try:

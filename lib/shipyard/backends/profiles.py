@@ -13,6 +13,9 @@ A profile file::
     backend: local         # local | dask | ray | kubernetes (see cluster/kubernetes.yaml)
     address: null          # dask: tcp://host:port of the scheduler; ray: http://head:8265
     python: python         # ray: the interpreter that runs the job on the cluster
+    shared_filesystem: false  # dask, ray: whether the nodes mount this machine's paths
+                           # (default: true only for an address on this machine); where
+                           # not, data at local paths is refused at submission
     resources: {workers: 2, threads_per_worker: 1, memory_per_worker: auto}
                            # local: the size of `shipyard cluster up local`, as a job
                            # spec's spec.resources (see shipyard.backends.local_settings)

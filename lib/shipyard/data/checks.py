@@ -10,6 +10,8 @@ index and the columns that do exist there::
 
 from __future__ import annotations
 
+import logging
+
 from collections.abc import Iterable
 from typing import Any
 
@@ -27,6 +29,8 @@ from shipyard.spec.suggest import closest
 __all__ = ["check_workload", "final_schema", "follow_steps"]
 
 _PREFIX = "spec.dataframe"
+
+log = logging.getLogger("shipyard.spec")
 
 
 class _Problems(list):
@@ -188,9 +192,15 @@ def _output_problems(workload: s.DataFrameWorkload, final: Schema) -> list[str]:
         try:
             fs, path = filesystem(output.path, output.storage_options)
             exists = fs.exists(path)
-        except (OSError, ValueError) as err:
-            return [*problems, f"{_PREFIX}.output.path: {output.path} cannot be checked "
-                               f"({type(err).__name__}: {err})"]
+        except Exception as err:  # botocore's NoCredentialsError is no OSError
+            reason = f"{output.path} cannot be checked ({type(err).__name__}: {err})"
+            if "://" in output.path:
+                # no credentials for the bucket here: the cluster may have them, and the
+                # runner checks again where the job runs
+                log.warning("warning: %s.output.path: %s; it is checked where the job runs",
+                            _PREFIX, reason)
+                return list(problems)
+            return [*problems, f"{_PREFIX}.output.path: {reason}"]
         if exists:
             problems.append(f"{_PREFIX}.output.path: {output.path} already exists; set "
                             "overwrite: true to replace it")

@@ -120,7 +120,11 @@ class PipelineTracker(Tracker):
                     if found is not None:
                         reuse[name] = {"job_id": found.job_id,
                                        "pipeline_id": found.pipeline_id}
-        get_backend(self.profile, self.home, self.store).check_reachable()
+        backend = get_backend(self.profile, self.home, self.store)
+        if sample is None:  # a trial run runs here, on the local cluster
+            for name in spec.order:
+                backend.refuse_local_data(spec.stage_spec(name))
+        backend.check_reachable()
         record = self.store.create(
             lambda: new_job_id(spec.name), name=spec.name, cluster=self.profile.name,
             backend=self.profile.backend, max_attempts=1, timeout_s=spec.spec.timeout,
