@@ -30,9 +30,10 @@ emulator, bucket, cluster = (test_k8s_backend.emulator, test_k8s_backend.bucket,
 
 
 def _pipeline_doc(name: str) -> dict:
-    """Two python stages, ``b`` needing ``a``."""
-    return pipeline_doc(python_stage("a", "jobfuncs:echo", value="A"),
-                        python_stage("b", "jobfuncs:echo", needs=["a"], value="B"), name=name)
+    """Two python stages, ``b`` needing ``a`` and reading its output (a local path)."""
+    return pipeline_doc(python_stage("a", "jobfuncs:echo", declared="out/a", value="A"),
+                        python_stage("b", "jobfuncs:echo", needs=["a"],
+                                     value="${stages.a.output}"), name=name)
 
 
 def _pipeline_jobs(cluster: Cluster, pipeline: str) -> dict[str, dict]:
@@ -163,8 +164,12 @@ def test_each_stage_is_its_own_job_created_once_its_needs_succeeded(cluster, req
     jobs = _pipeline_jobs(cluster, name)
     assert set(jobs) == {"a", "b"} and jobs["b"]["metadata"]["name"] == b_name
     assert jobs["b"]["metadata"]["annotations"]["shipyard.io/job-id"] == b_id
-    assert yaml.safe_load(cluster.config_map(b_name)["data"]["spec.yaml"])[
-        "metadata"]["labels"]["shipyard.io/stage"] == "b"
+    b_spec = yaml.safe_load(cluster.config_map(b_name)["data"]["spec.yaml"])
+    assert b_spec["metadata"]["labels"]["shipyard.io/stage"] == "b"
+    # b reads a's output where the cluster keeps it: a's local path is in the object
+    # store under a's run (issue 19: it was the local path, which no pod has)
+    storage = yaml.safe_load(cluster.profile.read_text())["storage"]["url"]
+    assert b_spec["spec"]["python"]["params"]["value"] == f"{storage}/runs/{a_id}/outputs/out/a"
 
     # b succeeds: the pipeline ends SUCCEEDED, its result listing both stages
     _succeed(cluster, shipyard.get_job(b_id), "B")

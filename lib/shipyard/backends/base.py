@@ -151,6 +151,12 @@ class Backend(Tracker):
         """Whether the cluster is up, its address and dashboard."""
         return self._describe()
 
+    def kept_output(self, job_id: str, path: str) -> str:
+        """Where job ``job_id``'s output ``path`` is once it ran: where it was written
+        (default), or where the cluster keeps it (Kubernetes: local paths in its object
+        store). A pipeline's later stages read it there."""
+        return path
+
     def refuse_local_data(self, spec: JobSpec) -> None:
         """Refuse a spec whose data is at paths on this machine, where the cluster does
         not share its disk (before anything is recorded or the cluster is asked).

@@ -247,7 +247,8 @@ class PipelineDriver:
             return
         try:
             job_spec = self.spec.stage_spec(name, sample=self.sample,
-                                            sample_dir=self.sample_dir)
+                                            sample_dir=self.sample_dir,
+                                            outputs=self._outputs_where_kept())
             key = None if self.sample else stage_key(job_spec, self.outputs[name])
         except Exception as err:  # validated at submission; the world may have changed
             from shipyard.runtime.runner import one_line
@@ -279,6 +280,16 @@ class PipelineDriver:
         self._update(name, state="RUNNING", job_id=record.id, cache_key=key, started_at=now,
                      note=f"stage {name}: submitted as job {record.id}")
         self._follow(name, record.id)
+
+    def _outputs_where_kept(self) -> dict[str, str | None]:
+        """Each stage's output where a later stage reads it: where its job's cluster keeps
+        it (a Kubernetes cluster keeps local paths in its object store), as declared for
+        stages that have not run."""
+        backend = self._stage_backend()
+        jobs = {s.name: s.job_id for s in stage_store.stages(self.store, self.id)}
+        return {name: declared if declared is None or not jobs.get(name)
+                else backend.kept_output(jobs[name], declared)
+                for name, declared in self.outputs.items()}
 
     def _stage_backend(self):
         if self._backend is None:

@@ -221,10 +221,12 @@ class PipelineSpec(SpecDocument):
                 "spec": body}
 
     def stage_spec(self, name: str, *, sample: float | None = None,
-                   sample_dir: str | Path | None = None, check_references: bool = False):
+                   sample_dir: str | Path | None = None, check_references: bool = False,
+                   outputs: dict[str, str | None] | None = None):
         """Stage ``name`` as a loaded :class:`~shipyard.spec.JobSpec` (see
         :meth:`stage_document`); the runner checks its references when it runs."""
-        spec = load_job(self.stage_document(name, sample=sample, sample_dir=sample_dir),
+        spec = load_job(self.stage_document(name, sample=sample, sample_dir=sample_dir,
+                                            outputs=outputs),
                         check_references=check_references, base_dir=self.base_dir)
         spec._source = f"{self.source} (stage {name})"
         spec._base_dir = self.base_dir

@@ -43,7 +43,7 @@ from shipyard.backends.base import Backend
 from shipyard.core.atomic import write_text_atomic
 from shipyard.core.lifecycle import Observation, run_time_left
 from shipyard.backends.kubernetes.render import (
-    ANNOTATION_JOB_ID, LABEL_ATTEMPT, LABEL_JOB, LABEL_ROLE, PER_ATTEMPT,
+    ANNOTATION_JOB_ID, LABEL_ATTEMPT, LABEL_JOB, LABEL_ROLE, PER_ATTEMPT, kept_output as kept_url,
     redirect_local_outputs, render, resource_kind, resource_name, submission_warnings,
 )
 from shipyard.backends.kubernetes.client import KubernetesClient
@@ -192,6 +192,9 @@ class KubernetesBackend(Backend):
 
     def _ships_code(self, cluster_address: str | None) -> bool:
         return True  # pods see the image and the object store, not this machine
+
+    def kept_output(self, job_id: str, path: str) -> str:
+        return kept_url(self._settings(), job_id, path)
 
     def _submission_notes(self, spec, settings: KubernetesSettings, record: JobRecord,
                           kind: str) -> None:
