@@ -10,6 +10,8 @@
   attempt's Dask client and Ray connection, started on first use;
 - :mod:`~shipyard.runtime.worker_logs`, :mod:`~shipyard.runtime.ray_logs`,
   :mod:`~shipyard.runtime.log_capture` - the workers' lines in the attempt log, with times;
+- :mod:`~shipyard.runtime.code` - the job's code package: on ``sys.path``, and sent to a
+  Dask cluster the attempt did not start;
 - :mod:`~shipyard.runtime.task_progress` - the Dask task counts in the job's progress;
 - :mod:`~shipyard.runtime.reporting` - the job's HTML page from its run directory.
 """
