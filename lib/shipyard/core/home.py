@@ -71,7 +71,7 @@ class RunDir(type(Path())):  # a Path (PosixPath here) that knows a run director
                     "reuse, resumed_from}",
         "pipeline_cluster": "the Dask cluster the pipeline's driver started: {address}",
         "code": "the job's code package, where it runs elsewhere: {digest, zip, files, "
-                "size, url (where the cluster fetches it, if not from zip)}",
+                "size}",
     }
 
     @property

@@ -239,18 +239,8 @@ class Lifecycle:
                 record = moved
         if seen.state is JobState.RUNNING:
             running = self.started(record)
-            if running is None:
-                pass
-            elif seen.running_since is not None and run_time_left(
-                    running, (self.since_last_move(running) if math.isnan(seen.running_since)
-                              else seen.running_since), time.time()) < 0:
-                self._ended(running, hooks)
-                self.store.note(running.id, timed_out(running), running.attempt)
-                self._attempt_ended(running, FailureKind.TIMEOUT, TIMEOUT_REASON, hooks,
-                                    retries_itself=False, stop=True)
-            elif seen.reason:
-                self.store.set_reason(running.id, seen.reason, if_state=JobState.RUNNING,
-                                      if_attempt=running.attempt)
+            if running is not None:
+                self._running(running, seen, hooks)
         elif seen.state is JobState.PENDING:
             self._pending(record, seen, hooks, start_timeout)
         elif seen.state is JobState.SUCCEEDED:
@@ -267,6 +257,22 @@ class Lifecycle:
                                 seen.reason or "failed", hooks,
                                 retries_itself=seen.retries_itself)
         return self.store.get(record.id)
+
+    def _running(self, running: JobRecord, seen: Observation, hooks: AttemptHooks) -> None:
+        """An attempt seen running: ended as timed out where the reader enforces
+        ``spec.timeout`` and it ran past it, else its reason shown."""
+        if seen.running_since is not None:
+            since = (self.since_last_move(running) if math.isnan(seen.running_since)
+                     else seen.running_since)
+            if run_time_left(running, since, time.time()) < 0:
+                self._ended(running, hooks)
+                self.store.note(running.id, timed_out(running), running.attempt)
+                self._attempt_ended(running, FailureKind.TIMEOUT, TIMEOUT_REASON, hooks,
+                                    retries_itself=False, stop=True)
+                return
+        if seen.reason:
+            self.store.set_reason(running.id, seen.reason, if_state=JobState.RUNNING,
+                                  if_attempt=running.attempt)
 
     @staticmethod
     def _ended(record: JobRecord, hooks: AttemptHooks) -> None:

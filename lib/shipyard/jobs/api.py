@@ -359,14 +359,14 @@ def render(spec: Any, cluster: str | None = None,
 
     # rendering reads no data: the pods read it, with their own access
     job_spec = _as_spec(spec, overrides, check_inputs=False)
-    resolved_home, _ = _open(home)
+    resolved_home, store = _open(home)
     profile = resolve_cluster(cluster or job_spec.spec.cluster, resolved_home.clusters)
     if profile.backend != "kubernetes":
         raise UsageError(f"--cluster {profile.name}: render prints Kubernetes manifests, and "
                          f"this cluster's backend is {profile.backend}; name a profile with "
                          "backend: kubernetes (e.g. --cluster kubernetes, cluster/kubernetes.yaml)")
     settings = kubernetes_settings(profile.name, profile.settings)
-    backend = get_backend(profile, resolved_home, JobStore(resolved_home.db))
+    backend = get_backend(profile, resolved_home, store)
     # the package a submission would ship (built into the local cache; nothing uploaded)
     package = backend.code_package(job_spec)
     digest = package.digest if package else None

@@ -178,14 +178,14 @@ class KubernetesBackend(Backend):
     def _upload_code(self, settings: KubernetesSettings, code: dict[str, Any]) -> None:
         """Put the job's code package in the profile's storage, where its pods fetch it
         (once per content: a package already there is not sent again)."""
-        from shipyard.core.run_storage import RunStorage
+        import fsspec
 
         url = settings.storage.code_url(code["digest"])
-        store = RunStorage(url, settings.storage.options)
         try:
-            if not store.fs.exists(store.root):
-                store.fs.makedirs(store.root.rsplit("/", 1)[0], exist_ok=True)
-                store.fs.put_file(code["zip"], store.root)
+            fs, path = fsspec.core.url_to_fs(url, **settings.storage.options)
+            if not fs.exists(path):
+                fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+                fs.put_file(code["zip"], path)
         except Exception as err:
             raise ClusterError(f"could not store the job's code package at {url}: "
                                f"{type(err).__name__}: {err}") from None
