@@ -99,9 +99,13 @@ class Backend(Tracker):
         """
         self.refuse_local_data(spec)
         self._check_reachable()
+        # a cluster the caller hands over (a pipeline driver's own, whose workers import
+        # what the driver imports) needs no package; one the backend finds may
+        handed = cluster_address is not None
         cluster_address = cluster_address or self._scheduler_address()
         # built before anything is recorded: a package refused (too big) leaves no job
-        package = (self.code_package(spec) if self._ships_code(cluster_address) else None)
+        package = (self.code_package(spec)
+                   if not handed and self._ships_code(cluster_address) else None)
         record = self.store.create(
             lambda: new_job_id(spec.name),
             name=spec.name,

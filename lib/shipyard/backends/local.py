@@ -76,8 +76,8 @@ class LocalBackend(Backend):
         return state["address"] if state else None
 
     def _ships_code(self, cluster_address: str | None) -> bool:
-        # workers this job does not start (`cluster up`'s, a tcp:// scheduler's, a
-        # pipeline's shared cluster) do not import from the spec's directory
+        # workers this job does not start (`cluster up`'s, a tcp:// scheduler's) do not
+        # import from the spec's directory
         return cluster_address is not None
 
     def _launch(self, record: JobRecord) -> None:
