@@ -114,21 +114,27 @@ def dataframe_spec(tmp_path_factory):
     return load(path)
 
 
+def _valid(manifest: dict, what: str) -> None:
+    """Schema-valid (the API's, or the operator CRD's), and every pod restricted, with no
+    service-account token and a valid PodSpec of its own."""
+    if manifest["kind"] in ("ConfigMap", "Job"):
+        kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
+    else:
+        _check_custom(manifest)
+    for where, pod in pod_specs(manifest):
+        assert violations(pod) == [], f"{what} {where}"
+        assert pod["automountServiceAccountToken"] is False
+        # each pod spec is a valid PodSpec as well (CRDs embed it loosely)
+        kubernetes_validate.validate({"apiVersion": "v1", "kind": "Pod",
+                                      "metadata": {"name": "p"}, "spec": pod},
+                                     K8S_VERSION, strict=True)
+
+
 @pytest.mark.parametrize("name", CATALOG)
 def test_catalog_manifests_pass_the_api_schemas_and_the_restricted_profile(name):
     config_map, resource = _manifests(name)
     for manifest in (config_map, resource):
-        if manifest["kind"] in ("ConfigMap", "Job"):
-            kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
-        else:
-            _check_custom(manifest)
-        for where, pod in pod_specs(manifest):
-            assert violations(pod) == [], f"{name} {where}"
-            assert pod["automountServiceAccountToken"] is False
-            # each pod spec is a valid PodSpec as well (CRDs embed it loosely)
-            kubernetes_validate.validate({"apiVersion": "v1", "kind": "Pod",
-                                          "metadata": {"name": "p"}, "spec": pod},
-                                         K8S_VERSION, strict=True)
+        _valid(manifest, name)
     # the spec travels whole in the ConfigMap and loads back to the same spec (a
     # DaskJob's outputs at local paths moved to the object store: the workers write them)
     shipped = load(ROOT / "jobs" / f"{name}.yaml")
@@ -146,16 +152,6 @@ def test_catalog_manifests_pass_the_api_schemas_and_the_restricted_profile(name)
         assert labels["shipyard.io/attempt"] == "1"
         assert manifest["metadata"]["annotations"]["shipyard.io/job-id"] == \
             f"{name}-20261125-101500-ab12"
-
-
-def _valid(manifest: dict, what: str) -> None:
-    """Schema-valid (the API's, or the operator CRD's), and every pod restricted."""
-    if manifest["kind"] in ("ConfigMap", "Job"):
-        kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
-    else:
-        _check_custom(manifest)
-    for where, pod in pod_specs(manifest):
-        assert violations(pod) == [], f"{what} {where}"
 
 
 def test_a_pipeline_renders_every_stage_reading_the_outputs_before_it_in_storage():
